@@ -1,0 +1,220 @@
+"""The ``hashrec`` command line. Heavy imports (torch, fastapi) happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+app = typer.Typer(help="hashrec: train hash codes, publish versioned indexes, serve top-K.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+store_app = typer.Typer(help="Inspect the model store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="Model store directory.")]
+DataOpt = Annotated[Path, typer.Option("--data", help="Interactions: file or directory.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto, lightgcn, movielens, csv, parquet.")]
+SplitOpt = Annotated[str, typer.Option("--split", help="auto, files, random, temporal.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Exit with a one-line reason on stderr."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def emit(obj: Any) -> None:
+    """One JSON document on stdout."""
+    typer.echo(json.dumps(obj, sort_keys=False, default=str))
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _load_data(path: Path, fmt: str, split: str, test_fraction: float, seed: int):  # type: ignore[no-untyped-def]
+    from indexer.data import DataError, load_interactions
+
+    try:
+        return load_interactions(path, format=fmt, split=split, test_fraction=test_fraction, seed=seed)
+    except DataError as err:
+        fail(str(err))
+
+
+@app.command()
+def index(
+    data: DataOpt,
+    store: StoreOpt = Path("store"),
+    fmt: FormatOpt = "auto",
+    split: SplitOpt = "auto",
+    test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
+    encoder: Annotated[str, typer.Option(help="lightgcn or mf.")] = "lightgcn",
+    dim: Annotated[int, typer.Option(min=2, max=4096)] = 64,
+    layers: Annotated[int, typer.Option(min=0, max=8, help="LightGCN layers.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4096,
+    lr: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    reg: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.5, help="0 disables early stopping.")] = 0.05,
+    bits: Annotated[int, typer.Option(min=8, max=4096, help="Code length, multiple of 8.")] = 128,
+    code_transform: Annotated[str, typer.Option(help="mips or rotation.")] = "mips",
+    candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    quiet: Annotated[bool, typer.Option(help="No progress bars or logs.")] = False,
+) -> None:
+    """Train, evaluate on the test split, publish a version; print one JSON line."""
+    _setup_logging(not quiet)
+    if bits % 8:
+        fail(f"--bits must be a multiple of 8, got {bits}")
+    if encoder not in ("lightgcn", "mf"):
+        fail(f"--encoder must be lightgcn or mf, got {encoder!r}")
+    if code_transform not in ("mips", "rotation"):
+        fail(f"--code-transform must be mips or rotation, got {code_transform!r}")
+    from indexer.build import IndexConfig, build_index
+    from model_store import ModelStore, StoreError
+
+    interactions = _load_data(data, fmt, split, test_fraction, seed)
+    cfg = IndexConfig(encoder=encoder, dim=dim, layers=layers, epochs=epochs, batch_size=batch_size,
+                      lr=lr, reg=reg, val_fraction=val_fraction, bits=bits,
+                      code_transform=code_transform, candidates=candidates, seed=seed,
+                      device=device, progress=not quiet)
+    data_options = {"path": str(data), "format": fmt, "split": split,
+                    "test_fraction": test_fraction, "seed": seed}
+    try:
+        result = build_index(interactions, ModelStore(store), cfg, data_options=data_options)
+    except StoreError as err:
+        fail(str(err))
+    emit(result)
+
+
+@app.command()
+def evaluate(
+    data: DataOpt,
+    store: StoreOpt = Path("store"),
+    version: Annotated[str | None, typer.Option(help="Default: the current version.")] = None,
+    candidates: Annotated[int | None, typer.Option(min=1, help="Default: as indexed.")] = None,
+    fmt: FormatOpt = "auto",
+    split: Annotated[str | None, typer.Option("--split", help="Default: as indexed.")] = None,
+) -> None:
+    """Evaluate a published version on the data's test split; print one JSON object."""
+    _setup_logging(False)
+    from indexer.evaluation import align_to_model, evaluate_model
+    from model_store import ModelStore, StoreError
+    from service.model import ServingModel
+
+    try:
+        artifact = ModelStore(store).open(version)
+    except StoreError as err:
+        fail(str(err))
+    options = artifact.manifest.dataset.get("options", {})
+    interactions = _load_data(data, fmt, split or options.get("split", "auto"),
+                              options.get("test_fraction", 0.2), options.get("seed", 0))
+    model = ServingModel.from_artifact(artifact)
+    test, dropped = align_to_model(model, interactions.user_ids, interactions.item_ids, interactions.test)
+    c = candidates or int(artifact.manifest.config.get("candidates", 200))
+    metrics = evaluate_model(model, test, candidates=c, ks=(20, 50))
+    same = interactions.fingerprint() == artifact.manifest.dataset.get("fingerprint")
+    emit({"version": artifact.version, **metrics, "test_pairs_unknown_to_model": dropped,
+          "same_dataset_as_trained": same})
+
+
+@app.command()
+def serve(
+    store: StoreOpt = Path("store"),
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    log_level: str = "info",
+) -> None:
+    """Serve the store's current version over HTTP."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    _setup_logging(True)
+    settings = Settings(store=store)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write (user,item,split).")],
+    users: Annotated[int, typer.Option(min=2)] = 2000,
+    items: Annotated[int, typer.Option(min=2)] = 1000,
+    communities: Annotated[int, typer.Option(min=1)] = 8,
+    mean_items: Annotated[float, typer.Option(min=2.0)] = 20.0,
+    seed: int = 0,
+) -> None:
+    """Write a generated interaction log (latent communities, long-tailed popularity)."""
+    from indexer.data import generate_interactions, write_interactions_csv
+
+    data = generate_interactions(n_users=users, n_items=items, n_communities=communities,
+                                 mean_items_per_user=mean_items, seed=seed)
+    write_interactions_csv(data, out)
+    emit({"path": str(out), "users": data.n_users, "items": data.n_items,
+          "train": int(data.train.nnz), "test": int(data.test.nnz)})
+
+
+@app.command()
+def demo(
+    store: StoreOpt = Path("demo-store"),
+    data: Annotated[Path | None, typer.Option(help="Default: a generated dataset.")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+) -> None:
+    """Generate data (or read --data), index it, publish, then serve on host:port."""
+    if data is None:
+        data = store.parent / f"{store.name}-data.csv"
+        store.parent.mkdir(parents=True, exist_ok=True)
+        generate(out=data, users=3000, items=2000, communities=12, mean_items=15.0, seed=0)
+    index(data=data, store=store, epochs=epochs, quiet=True)
+    from model_store import ModelStore
+
+    first_user = str(ModelStore(store).open().array("user_ids")[0])
+    typer.echo(f"try: curl -s -X POST http://{host}:{port}/v1/recommend "
+               f"-H 'content-type: application/json' -d '{{\"user_id\": \"{first_user}\", \"k\": 5}}'",
+               err=True)
+    if serve_after:
+        serve(store=store, host=host, port=port)
+
+
+@store_app.command("list")
+def store_list(
+    store: StoreOpt = Path("store"),
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """Versions in the store, oldest first; '*' marks the current one."""
+    from model_store import ModelStore, StoreError
+
+    model_store = ModelStore(store)
+    try:
+        current = model_store.current()
+        manifests = model_store.list_versions()
+    except StoreError as err:
+        fail(str(err))
+    rows = [{"version": m.version, "current": m.version == current, "created_at": m.created_at,
+             "dataset": m.dataset.get("source"), "bits": m.bits,
+             "served_recall@20": (m.metrics.get("served") or {}).get("recall@20"),
+             "bytes": sum(f.size for f in m.files.values())} for m in manifests]
+    if as_json:
+        emit(rows)
+        return
+    if not rows:
+        typer.echo(f"no versions in {store}")
+    for row in rows:
+        mark = "*" if row["current"] else " "
+        typer.echo(f"{mark} {row['version']}  {row['created_at']}  bits={row['bits']}  "
+                   f"served_recall@20={row['served_recall@20']}  {row['bytes']:,} B  {row['dataset']}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

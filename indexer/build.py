@@ -1,0 +1,153 @@
+"""The indexer job: train, quantize, evaluate, publish."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+
+from indexer.codes import SignQuantizer
+from indexer.evaluation import evaluate_model
+from model_store import ModelStore
+from model_store.schema import ITEM_INDEX_FILE
+from service.model import ServingModel
+
+if TYPE_CHECKING:
+    from indexer.data import Interactions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexConfig:
+    """Everything ``hashrec index`` can set; recorded in the manifest."""
+
+    encoder: str = "lightgcn"
+    dim: int = 64
+    layers: int = 3
+    epochs: int = 30
+    batch_size: int = 4096
+    lr: float = 2e-3
+    reg: float = 1e-4
+    val_fraction: float = 0.05
+    eval_every: int = 5
+    patience: int = 3
+    bits: int = 128
+    code_transform: str = "mips"
+    candidates: int = 200
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def holdout(train: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split each user's training items into (fit, validation); users keep at least one to fit."""
+    coo = train.tocoo()
+    rng = np.random.default_rng(seed)
+    noise = rng.random(coo.nnz)
+    counts = np.diff(train.indptr)[coo.row]
+    # Per user, the items with the smallest noise go to validation, never the last one.
+    order = np.lexsort((noise, coo.row))
+    rank = np.empty(coo.nnz, dtype=np.int64)
+    rank[order] = np.arange(coo.nnz) - train.indptr[coo.row[order]]
+    n_val = np.floor(counts * fraction).astype(np.int64)
+    n_val = np.minimum(n_val, counts - 1)
+    is_val = rank < n_val
+    shape = train.shape
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((np.ones(int(mask.sum()), np.float32), (coo.row[mask], coo.col[mask])),
+                             shape=shape)
+
+    return part(~is_val), part(is_val)
+
+
+def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32) of each user's training items, sorted."""
+    csr = sp.csr_matrix(train)
+    csr.sort_indices()
+    return csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape an artifact."""
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__}
+    for name in ("torch", "hashrec", "scipy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def train_embeddings(data: Interactions, cfg: IndexConfig) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Fit the configured encoder; returns (users, items, encoder config)."""
+    from indexer.encoders.models import make_encoder  # torch is imported only here
+
+    params = {"dim": cfg.dim, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
+              "reg": cfg.reg, "seed": cfg.seed, "eval_every": cfg.eval_every,
+              "patience": cfg.patience, "device": cfg.device, "progress": cfg.progress}
+    if cfg.encoder == "lightgcn":
+        params["layers"] = cfg.layers
+    encoder = make_encoder(cfg.encoder, **params)
+    fit, validation = (holdout(data.train, cfg.val_fraction, cfg.seed) if cfg.val_fraction > 0
+                       else (data.train, None))
+    embeddings = encoder.fit(fit, validation)
+    return embeddings.users, embeddings.items, {**encoder.config(), "history": encoder.history}
+
+
+def recommender_arrays(data: Interactions, users: np.ndarray, items: np.ndarray,
+                       quantizer: SignQuantizer) -> dict[str, np.ndarray]:
+    """The arrays of model_store.schema.RECOMMENDER_ARRAYS for trained embeddings."""
+    user_codes, item_codes = quantizer.encode(users, items)
+    indptr, indices = seen_csr(data.train)
+    return {
+        "user_ids": np.asarray(data.user_ids, dtype=str),
+        "item_ids": np.asarray(data.item_ids, dtype=str),
+        "user_embeddings": users.astype(np.float32),
+        "item_embeddings": items.astype(np.float32),
+        "user_codes": user_codes,
+        "item_codes": item_codes,
+        "seen_indptr": indptr,
+        "seen_indices": indices,
+        "item_popularity": np.asarray(data.train.sum(axis=0)).ravel().astype(np.int64),
+        "code_projection": quantizer.projection,
+    }
+
+
+def build_index(data: Interactions, store: ModelStore, cfg: IndexConfig,
+                data_options: dict[str, object] | None = None) -> dict[str, object]:
+    """Train, quantize, evaluate on the test split and publish; returns version and metrics.
+
+    ``data_options`` (path, format, split, seed) are recorded so ``hashrec evaluate`` can
+    rebuild the same split.
+    """
+    started = time.perf_counter()
+    users, items, encoder_config = train_embeddings(data, cfg)
+    train_seconds = time.perf_counter() - started
+    quantizer = SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
+    arrays = recommender_arrays(data, users, items, quantizer)
+    model = ServingModel.from_arrays("unpublished", arrays)
+    metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))
+    metrics["train_seconds"] = round(train_seconds, 1)
+    index_bytes = faiss.serialize_index_binary(model.binary_index).tobytes()
+    version = store.publish(
+        arrays,
+        {ITEM_INDEX_FILE: index_bytes},
+        bits=cfg.bits,
+        dataset={"source": data.source, "split": data.split, "fingerprint": data.fingerprint(),
+                 "users": data.n_users, "items": data.n_items,
+                 "train_interactions": int(data.train.nnz), "test_interactions": int(data.test.nnz),
+                 "options": data_options or {}},
+        config={**asdict(cfg), "encoder_config": encoder_config, "quantizer": quantizer.config()},
+        metrics=metrics,
+        libraries=library_versions(),
+    )
+    return {"version": version, "metrics": metrics}

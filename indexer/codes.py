@@ -1,0 +1,77 @@
+"""Post-hoc binary codes: sign of (optionally transformed, projected) embeddings, packed to uint8."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TRANSFORMS = ("rotation", "mips")
+
+
+def pack_signs(x: np.ndarray) -> np.ndarray:
+    """Pack ``x > 0`` into uint8 codes of x.shape[1] / 8 bytes per row."""
+    return np.packbits(x > 0, axis=1)
+
+
+def mips_augment(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The MIPS-to-cosine reduction (simple-LSH): one extra coordinate.
+
+    Items are scaled so the largest norm is 1 and get sqrt(1 - |x|^2); users are normalized and
+    get 0. The cosine of the augmented pair is then proportional to the inner product, so sign
+    codes keep popular (large-norm) items near every query instead of ranking by angle alone.
+    """
+    max_norm = float(np.linalg.norm(items, axis=1).max()) or 1.0
+    scaled = items / max_norm
+    extra = np.sqrt(np.clip(1.0 - np.square(scaled).sum(axis=1), 0.0, None))
+    user_norms = np.linalg.norm(users, axis=1, keepdims=True)
+    unit_users = users / np.where(user_norms > 0, user_norms, 1.0)
+    return (
+        np.hstack([unit_users, np.zeros((len(users), 1))]).astype(np.float32),
+        np.hstack([scaled, extra[:, None]]).astype(np.float32),
+    )
+
+
+def random_projection(dim: int, bits: int, seed: int) -> np.ndarray:
+    """A (dim, bits) projection: orthonormal columns where bits <= dim, Gaussian otherwise."""
+    rng = np.random.default_rng(seed)
+    gaussian = rng.standard_normal((dim, bits))
+    if bits <= dim:
+        q, _ = np.linalg.qr(gaussian)
+        return q.astype(np.float32)
+    return gaussian.astype(np.float32)
+
+
+@dataclass
+class SignQuantizer:
+    """Sign codes after a seeded random rotation or projection.
+
+    Parameters
+    ----------
+    bits : int
+        Code length, a multiple of 8.
+    transform : {"rotation", "mips"}
+        ``mips`` appends the norm coordinate first (see :func:`mips_augment`).
+    seed : int
+    """
+
+    bits: int
+    transform: str = "mips"
+    seed: int = 0
+    projection: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.bits % 8 or self.bits <= 0:
+            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
+
+    def encode(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (user_codes, item_codes), uint8 of bits / 8 bytes per row."""
+        if self.transform == "mips":
+            users, items = mips_augment(users, items)
+        self.projection = random_projection(users.shape[1], self.bits, self.seed)
+        return pack_signs(users @ self.projection), pack_signs(items @ self.projection)
+
+    def config(self) -> dict[str, object]:
+        return {"quantizer": "sign", "bits": self.bits, "transform": self.transform, "seed": self.seed}

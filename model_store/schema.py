@@ -1,0 +1,65 @@
+"""Fixed array names and dtypes of a recommender version (format_version 1).
+
+Both sides use these names: the indexer writes them, the service reads them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model_store.errors import CorruptVersion
+from model_store.store import Artifact
+
+#: name -> (dtype kind or exact dtype, number of dimensions)
+RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {
+    "user_ids": ("U", 1),  # external id of each user row
+    "item_ids": ("U", 1),  # external id of each item row
+    "user_embeddings": ("float32", 2),  # (n_users, dim), the rerank query
+    "item_embeddings": ("float32", 2),  # (n_items, dim), the rerank target
+    "user_codes": ("uint8", 2),  # (n_users, bits / 8), the Hamming query
+    "item_codes": ("uint8", 2),  # (n_items, bits / 8), also held by the faiss index
+    "seen_indptr": ("int64", 1),  # CSR of each user's training items
+    "seen_indices": ("int32", 1),
+    "item_popularity": ("int64", 1),  # training interactions per item
+}
+ITEM_INDEX_FILE = "item_codes.faissindex"
+
+
+def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
+    """Load every recommender array (mmapped) and check names, dtypes and shapes agree.
+
+    Raises
+    ------
+    CorruptVersion
+        Naming the first array that is missing or inconsistent.
+    """
+    arrays = {name: artifact.array(name) for name in RECOMMENDER_ARRAYS}
+    for name, (dtype, ndim) in RECOMMENDER_ARRAYS.items():
+        array = arrays[name]
+        ok_dtype = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
+        if not ok_dtype or array.ndim != ndim:
+            raise CorruptVersion(
+                f"version {artifact.version}: {name} is {array.dtype}[{array.ndim}d], "
+                f"expected {dtype}[{ndim}d]"
+            )
+    n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+    code_bytes = artifact.manifest.bits // 8
+    expected = {
+        "user_embeddings": (n_users, arrays["item_embeddings"].shape[1]),
+        "item_embeddings": (n_items, arrays["user_embeddings"].shape[1]),
+        "user_codes": (n_users, code_bytes),
+        "item_codes": (n_items, code_bytes),
+        "seen_indptr": (n_users + 1,),
+        "item_popularity": (n_items,),
+    }
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise CorruptVersion(
+                f"version {artifact.version}: {name} has shape {arrays[name].shape}, "
+                f"expected {shape}"
+            )
+    if int(arrays["seen_indptr"][-1]) != len(arrays["seen_indices"]):
+        raise CorruptVersion(f"version {artifact.version}: seen_indptr does not end at nnz")
+    if not artifact.has(ITEM_INDEX_FILE):
+        raise CorruptVersion(f"version {artifact.version}: {ITEM_INDEX_FILE} is missing")
+    return arrays

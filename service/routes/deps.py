@@ -1,0 +1,25 @@
+"""Shared route dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from service.state import Loaded, ServiceState
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def get_loaded(state: Annotated[ServiceState, Depends(get_state)]) -> Loaded:
+    """The model serving this request; 503 while none is loaded."""
+    loaded = state.loaded
+    if loaded is None:
+        raise HTTPException(503, f"no model loaded: {state.not_ready_reason}")
+    return loaded
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+LoadedDep = Annotated[Loaded, Depends(get_loaded)]

@@ -1,0 +1,192 @@
+"""Top-K search over a ServingModel: Hamming candidates, exact rerank, and the exact reference.
+
+numpy and faiss only: the indexer's evaluation calls this same code, so what is measured
+offline is what is served.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.model import ServingModel
+
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Item rows (int64, -1 where fewer than k exist) and scores (float32, -inf there), (n, k)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions and values of the k largest per row, best first, ties by position."""
+    k = min(k, scores.shape[1])
+    if k < scores.shape[1]:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    positions = np.take_along_axis(part, order, axis=1)
+    return positions, np.take_along_axis(scores, positions, axis=1)
+
+
+def _pad(result: SearchResult, k: int) -> SearchResult:
+    """Widen a result to k columns with (-1, -inf)."""
+    missing = k - result.items.shape[1]
+    if missing <= 0:
+        return result
+    n = result.items.shape[0]
+    items = np.hstack([result.items, np.full((n, missing), -1, dtype=np.int64)])
+    scores = np.hstack([result.scores, np.full((n, missing), -np.inf, dtype=np.float32)])
+    return SearchResult(items, scores)
+
+
+def _mask_invalid(items: np.ndarray, scores: np.ndarray) -> SearchResult:
+    scores = scores.astype(np.float32, copy=False)
+    items = np.where(np.isfinite(scores), items, -1).astype(np.int64)
+    return SearchResult(items, scores)
+
+
+class Searcher(ABC):
+    """One way of answering top-k for query vectors and codes.
+
+    Subclasses implement :meth:`search`; every one passes the shared tests in
+    ``tests/service/test_search.py``.
+    """
+
+    def __init__(self, model: ServingModel) -> None:
+        self.model = model
+
+    @abstractmethod
+    def search(
+        self,
+        vectors: np.ndarray,
+        codes: np.ndarray,
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+    ) -> SearchResult:
+        """Top-k items for each query.
+
+        Parameters
+        ----------
+        vectors : ndarray of float32, shape (n, dim)
+            Full-precision query vectors (used by exact scoring and rerank).
+        codes : ndarray of uint8, shape (n, bits / 8)
+            Binary query codes (used by Hamming search).
+        k : int
+            Number of items per query.
+        exclude : sequence of int arrays, optional
+            Per query, item rows that must not be returned (training items).
+
+        Returns
+        -------
+        SearchResult
+        """
+
+    def search_users(self, user_rows: np.ndarray, k: int, exclude_seen: bool = True) -> SearchResult:
+        """Top-k for known users by row, excluding their training items by default."""
+        rows = np.asarray(user_rows, dtype=np.int64)
+        exclude = [self.model.seen(int(r)) for r in rows] if exclude_seen else None
+        return self.search(
+            np.asarray(self.model.user_embeddings[rows], dtype=np.float32),
+            np.asarray(self.model.user_codes[rows], dtype=np.uint8),
+            k,
+            exclude,
+        )
+
+
+class ExactSearcher(Searcher):
+    """Full-precision inner product over every item: the reference ranking."""
+
+    def search(self, vectors, codes, k, exclude=None) -> SearchResult:  # type: ignore[no-untyped-def]
+        scores = vectors @ np.asarray(self.model.item_embeddings).T
+        if exclude is not None:
+            for row, items in enumerate(exclude):
+                scores[row, items] = -np.inf
+        items, values = top_k(scores, k)
+        return _pad(_mask_invalid(items, values), k)
+
+
+def hamming_candidates(
+    model: ServingModel, codes: np.ndarray, n_candidates: int, exclude: Sequence[np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The n_candidates nearest items by Hamming distance that are not excluded.
+
+    The faiss search asks for ``n_candidates`` plus the largest exclusion list, so excluded
+    (seen) items never eat the candidate budget. Returns item rows (-1 padded) and distances.
+    """
+    n = codes.shape[0]
+    extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+    fetch = min(model.n_items, n_candidates + extra)
+    distances, items = model.binary_index.search(np.ascontiguousarray(codes), fetch)
+    out_items = np.full((n, n_candidates), -1, dtype=np.int64)
+    out_dist = np.full((n, n_candidates), np.iinfo(np.int32).max, dtype=np.int32)
+    for row in range(n):
+        keep = items[row] >= 0
+        if exclude is not None and len(exclude[row]):
+            keep &= ~np.isin(items[row], exclude[row])
+        kept = np.flatnonzero(keep)[:n_candidates]
+        out_items[row, : len(kept)] = items[row, kept]
+        out_dist[row, : len(kept)] = distances[row, kept]
+    return out_items, out_dist
+
+
+class HammingSearcher(Searcher):
+    """Hamming distance alone: the first stage's own ranking (scores are -distance)."""
+
+    def search(self, vectors, codes, k, exclude=None) -> SearchResult:  # type: ignore[no-untyped-def]
+        items, distances = hamming_candidates(self.model, codes, k, exclude)
+        scores = np.where(items >= 0, -distances.astype(np.float32), -np.inf)
+        return _mask_invalid(items, scores)
+
+
+class TwoStageSearcher(Searcher):
+    """Hamming top-C candidates, then an exact inner-product rerank of those C.
+
+    Parameters
+    ----------
+    model : ServingModel
+    oversample : int
+        C = k * oversample candidates per query, capped at ``max_candidates``.
+    max_candidates : int
+        Upper bound on C whatever k is.
+
+    candidates : int, optional
+        A fixed C for every k (evaluation uses this), instead of k * oversample.
+    """
+
+    def __init__(
+        self,
+        model: ServingModel,
+        oversample: int = 10,
+        max_candidates: int = 5000,
+        candidates: int | None = None,
+    ) -> None:
+        super().__init__(model)
+        self.oversample = oversample
+        self.max_candidates = max_candidates
+        self.candidates = candidates
+
+    def n_candidates(self, k: int) -> int:
+        """C for a request of k items: never below k, never above max_candidates."""
+        wanted = self.candidates if self.candidates is not None else k * self.oversample
+        return max(k, min(wanted, self.max_candidates))
+
+    def search(self, vectors, codes, k, exclude=None) -> SearchResult:  # type: ignore[no-untyped-def]
+        cand, _ = hamming_candidates(self.model, codes, self.n_candidates(k), exclude)
+        valid = cand >= 0
+        targets = np.asarray(self.model.item_embeddings[np.where(valid, cand, 0).ravel()])
+        targets = targets.reshape(*cand.shape, -1)
+        scores = np.einsum("ncd,nd->nc", targets, vectors.astype(np.float32, copy=False))
+        scores[~valid] = -np.inf
+        positions, values = top_k(scores, k)
+        items = np.take_along_axis(cand, positions, axis=1)
+        return _pad(_mask_invalid(items, values), k)

@@ -1,0 +1,106 @@
+"""HTTP contract of the service, against a published planted model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from model_store import ModelStore
+from service.app import create_app
+from service.model import ServingModel
+from service.search import TwoStageSearcher
+from service.settings import Settings
+
+
+@pytest.fixture
+def client(store):
+    with TestClient(create_app(Settings(store=store.root))) as test_client:
+        yield test_client
+
+
+def test_health_and_ready(client, store):
+    assert client.get("/healthz").json() == {"status": "ok", "model_version": None, "reason": None}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["model_version"] == store.current()
+
+
+def test_recommend_answers_from_the_searcher(client, store):
+    response = client.post("/v1/recommend", json={"user_id": "u7", "k": 5})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user_id"] == "u7" and body["model_version"] == store.current()
+    model = ServingModel.from_artifact(store.open())
+    expected = TwoStageSearcher(model).search_users(np.array([7]), 5)
+    assert [item["item_id"] for item in body["items"]] == model.item_ids[expected.items[0]].tolist()
+    assert np.allclose([item["score"] for item in body["items"]], expected.scores[0], rtol=1e-5)
+    seen = set(model.item_ids[model.seen(7)].tolist())
+    assert not seen & {item["item_id"] for item in body["items"]}
+
+
+def test_second_identical_request_is_cached(client):
+    first = client.post("/v1/recommend", json={"user_id": "u3"}).json()
+    second = client.post("/v1/recommend", json={"user_id": "u3"}).json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["items"] == second["items"] and len(first["items"]) == 20
+
+
+def test_unknown_user_is_404_naming_it(client):
+    response = client.post("/v1/recommend", json={"user_id": "nobody"})
+    assert response.status_code == 404
+    assert "nobody" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": "u1", "k": 0}, "k"),
+        ({"user_id": "u1", "k": 1001}, "k"),
+        ({"user_id": "u1", "k": "many"}, "k"),
+        ({"k": 5}, "user_id"),
+        ({"user_id": ""}, "user_id"),
+        ({"user_id": 5}, "user_id"),
+        ({"user_id": "u1", "extra": 1}, "extra"),
+    ],
+)
+def test_bad_requests_are_422_naming_the_field(client, body, field):
+    response = client.post("/v1/recommend", json=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["detail"].startswith(field) or f"{field}:" in payload["detail"]
+    assert any(error["field"] == field for error in payload["errors"])
+
+
+def test_malformed_json_is_422(client):
+    response = client.post("/v1/recommend", content=b"{not json",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "detail" in response.json()
+
+
+def test_empty_store_is_alive_but_not_ready(tmp_path):
+    app = create_app(Settings(store=tmp_path / "empty"))
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "no current version" in ready.json()["reason"]
+        response = client.post("/v1/recommend", json={"user_id": "u1"})
+        assert response.status_code == 503 and "no model loaded" in response.json()["detail"]
+
+
+def test_damaged_current_version_is_not_served(tmp_path, arrays):
+    from tests.conftest import publish_arrays
+
+    store = ModelStore(tmp_path / "store")
+    version = publish_arrays(store, arrays)
+    target = store.versions_dir / version / "item_codes.npy"
+    target.write_bytes(target.read_bytes()[:-1] + b"\x00")
+    with TestClient(create_app(Settings(store=store.root))) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "item_codes.npy" in ready.json()["reason"]
+
+
+def test_cache_disabled_never_reports_cached(store):
+    with TestClient(create_app(Settings(store=store.root, cache_enabled=False))) as client:
+        for _ in range(2):
+            assert client.post("/v1/recommend", json={"user_id": "u1"}).json()["cached"] is False
