@@ -174,5 +174,5 @@ class BPREncoder(Encoder):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(bpr) * len(u)
+            total += float(bpr.detach()) * len(u)
         return round(total / len(order), 5)

@@ -1,0 +1,5 @@
+"""python -m hashrec."""
+
+from hashrec.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Encoders: MF-BPR and LightGCN trained with BPR (torch)."""

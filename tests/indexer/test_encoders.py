@@ -1,0 +1,108 @@
+"""Every encoder: learns better than popularity, is reproducible, keeps the graph sparse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from indexer.data import generate_interactions
+from indexer.encoders.bpr import exact_recall, sample_negatives
+from indexer.encoders.models import (
+    LightGCN,
+    LightGCNConfig,
+    MFBPR,
+    BPRConfig,
+    _SymmetricSpMM,
+    make_encoder,
+    normalized_adjacency,
+    to_torch_sparse,
+)
+
+SMALL = {"dim": 16, "epochs": 25, "batch_size": 256, "lr": 0.01, "progress": False, "eval_every": 5}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate_interactions(n_users=400, n_items=300, n_communities=6,
+                                 mean_items_per_user=15, seed=1)
+
+
+def popularity_recall(data) -> float:
+    popularity = np.asarray(data.train.sum(axis=0)).ravel().astype(np.float32)
+    users = np.flatnonzero(np.diff(data.test.indptr) > 0)
+    user_vec = np.ones((data.n_users, 1), np.float32)
+    return exact_recall(user_vec, popularity[:, None], data.train, data.test, users)
+
+
+@pytest.fixture(params=["mf", "lightgcn"])
+def encoder_name(request):
+    return request.param
+
+
+class TestEncoderContract:
+    def test_beats_popularity(self, data, encoder_name):
+        emb = make_encoder(encoder_name, **SMALL).fit(data.train)
+        users = np.flatnonzero(np.diff(data.test.indptr) > 0)
+        recall = exact_recall(emb.users, emb.items, data.train, data.test, users)
+        assert recall > 1.2 * popularity_recall(data)
+
+    def test_shapes_and_dtype(self, data, encoder_name):
+        emb = make_encoder(encoder_name, **{**SMALL, "epochs": 1}).fit(data.train)
+        assert emb.users.shape == (data.n_users, 16) and emb.items.shape == (data.n_items, 16)
+        assert emb.users.dtype == emb.items.dtype == np.float32
+
+    def test_same_seed_same_embeddings(self, data, encoder_name):
+        a = make_encoder(encoder_name, **{**SMALL, "epochs": 2}).fit(data.train)
+        b = make_encoder(encoder_name, **{**SMALL, "epochs": 2}).fit(data.train)
+        assert np.array_equal(a.items, b.items) and np.array_equal(a.users, b.users)
+
+    def test_early_stopping_records_validation(self, data, encoder_name):
+        encoder = make_encoder(encoder_name, **{**SMALL, "epochs": 10, "eval_every": 2})
+        encoder.fit(data.train, validation=data.test)
+        assert any("val_recall@20" in record for record in encoder.history)
+
+
+def test_unknown_encoder_is_refused():
+    with pytest.raises(ValueError, match="unknown encoder"):
+        make_encoder("svd++")
+
+
+def test_normalized_adjacency_is_sparse_and_matches_formula():
+    r = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 1]], dtype=np.float32))
+    adjacency = normalized_adjacency(r)
+    assert sp.issparse(adjacency) and adjacency.shape == (5, 5)
+    dense = np.zeros((5, 5))
+    dense[:2, 2:] = r.toarray()
+    dense[2:, :2] = r.toarray().T
+    d = dense.sum(1) ** -0.5
+    assert np.allclose(adjacency.toarray(), d[:, None] * dense * d[None, :])
+
+
+def test_symmetric_spmm_gradient_matches_dense():
+    r = sp.random(6, 5, density=0.4, random_state=0, format="csr", dtype=np.float32)
+    r.data[:] = 1
+    adjacency = normalized_adjacency(r)
+    x = torch.randn(11, 3, dtype=torch.float32, requires_grad=True)
+    out = _SymmetricSpMM.apply(to_torch_sparse(adjacency), x)
+    (out * torch.arange(33, dtype=torch.float32).reshape(11, 3)).sum().backward()
+    dense = torch.from_numpy(adjacency.toarray())
+    x2 = x.detach().clone().requires_grad_(True)
+    ((dense @ x2) * torch.arange(33, dtype=torch.float32).reshape(11, 3)).sum().backward()
+    assert torch.allclose(out, dense @ x.detach(), atol=1e-6)
+    assert torch.allclose(x.grad, x2.grad, atol=1e-6)
+
+
+def test_negatives_avoid_training_pairs():
+    rng = np.random.default_rng(0)
+    n_items = 10
+    users = np.repeat(np.arange(50), 8)
+    train_keys = np.sort(np.unique(users * n_items + rng.integers(0, 5, len(users))))
+    negatives = sample_negatives(users, train_keys, n_items, rng, rounds=30)
+    assert not np.isin(users * n_items + negatives, train_keys).any()
+
+
+def test_configs_are_recorded():
+    assert LightGCN(LightGCNConfig(layers=2)).config()["layers"] == 2
+    assert MFBPR(BPRConfig(dim=8)).config()["encoder"] == "mf"

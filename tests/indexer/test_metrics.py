@@ -1,0 +1,65 @@
+"""Recall/NDCG against a brute-force reference written from the definitions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from indexer.metrics import evaluate_rankings, recall_ndcg
+
+
+def brute_force(ranked, truth_sets, k):
+    recalls, ndcgs = [], []
+    for row, truth in zip(ranked, truth_sets, strict=True):
+        if not truth:
+            continue
+        hits = [1.0 if int(item) in truth else 0.0 for item in row[:k]]  # -1 is never in truth
+        recalls.append(sum(hits) / len(truth))
+        dcg = sum(h / math.log2(pos + 2) for pos, h in enumerate(hits))
+        idcg = sum(1 / math.log2(pos + 2) for pos in range(min(len(truth), k)))
+        ndcgs.append(dcg / idcg)
+    return float(np.mean(recalls)), float(np.mean(ndcgs))
+
+
+def random_case(seed):
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 40, 60
+    truth = sp.random(n_users, n_items, density=0.08, random_state=seed, format="csr")
+    truth.data[:] = 1
+    ranked = np.stack([rng.permutation(n_items)[:25] for _ in range(n_users)]).astype(np.int64)
+    ranked[rng.random(ranked.shape) < 0.05] = -1  # empty slots never count
+    return truth, ranked
+
+
+def test_matches_brute_force_on_random_rankings():
+    for seed in range(5):
+        truth, ranked = random_case(seed)
+        truth_sets = [set(truth[u].indices.tolist()) for u in range(truth.shape[0])]
+        for k in (5, 20):
+            got = recall_ndcg(ranked, truth, np.arange(truth.shape[0]), k)
+            recall, ndcg = brute_force(ranked, truth_sets, k)
+            assert math.isclose(got[f"recall@{k}"], recall, rel_tol=1e-9)
+            assert math.isclose(got[f"ndcg@{k}"], ndcg, rel_tol=1e-9)
+
+
+def test_perfect_ranking_scores_one():
+    truth = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
+    ranked = np.array([[1, 0, 2, 3], [3, 0, 1, 2]])
+    got = recall_ndcg(ranked, truth, np.arange(2), 4)
+    assert got["recall@4"] == 1.0 and math.isclose(got["ndcg@4"], 1.0)
+
+
+def test_batched_evaluation_equals_one_batch():
+    truth, ranked = random_case(7)
+    users_with_truth = np.flatnonzero(np.diff(truth.indptr) > 0)
+
+    def rank(users, k):
+        return ranked[users, :k]
+
+    one = evaluate_rankings(rank, truth, ks=(10, 20), batch_size=10_000)
+    many = evaluate_rankings(rank, truth, ks=(10, 20), batch_size=3)
+    assert one == many and one["users"] == len(users_with_truth)
+    direct = recall_ndcg(ranked[users_with_truth], truth, users_with_truth, 20)
+    assert math.isclose(one["recall@20"], direct["recall@20"], abs_tol=1e-6)

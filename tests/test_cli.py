@@ -1,0 +1,85 @@
+"""The hashrec command line, run in-process with Typer's runner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hashrec.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """A generated CSV indexed once into a store (tiny, a few epochs)."""
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data.csv"
+    result = runner.invoke(app, ["generate", "--out", str(data), "--users", "200", "--items", "150",
+                                 "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    store = root / "store"
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(store), "--epochs", "3",
+                                 "--dim", "16", "--bits", "64", "--batch-size", "512", "--quiet",
+                                 "--encoder", "mf"])
+    assert result.exit_code == 0, result.output
+    return data, store, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_help_lists_the_subcommands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("index", "evaluate", "serve", "store", "demo", "generate"):
+        assert command in result.stdout
+
+
+def test_index_prints_one_json_line_with_version_and_metrics(indexed):
+    _, store, line = indexed
+    assert line["version"].startswith("v")
+    for ranking in ("full", "hamming", "served"):
+        assert 0.0 <= line["metrics"][ranking]["recall@20"] <= 1.0
+    assert (store / "versions" / line["version"] / "manifest.json").is_file()
+
+
+def test_evaluate_reproduces_the_indexed_metrics(indexed):
+    data, store, line = indexed
+    result = runner.invoke(app, ["evaluate", "--store", str(store), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["version"] == line["version"] and report["bits"] == 64 and report["candidates"] == 200
+    assert report["same_dataset_as_trained"] is True
+    for ranking in ("full", "hamming", "served"):
+        assert set(report[ranking]) >= {"recall@20", "ndcg@20", "recall@50", "ndcg@50"}
+        assert report[ranking]["recall@20"] == pytest.approx(line["metrics"][ranking]["recall@20"])
+
+
+def test_store_list_shows_the_current_version(indexed):
+    _, store, line = indexed
+    result = runner.invoke(app, ["store", "list", "--store", str(store)])
+    assert result.exit_code == 0 and f"* {line['version']}" in result.stdout
+    rows = json.loads(runner.invoke(app, ["store", "list", "--store", str(store), "--json"]).stdout)
+    assert [row["version"] for row in rows if row["current"]] == [line["version"]]
+
+
+def test_malformed_data_exits_2_with_one_line_naming_file_and_line(tmp_path):
+    bad = tmp_path / "train.txt"
+    bad.write_text("0 1 2\n1 x 3\n")
+    result = runner.invoke(app, ["index", "--data", str(bad), "--store", str(tmp_path / "s"),
+                                 "--format", "lightgcn", "--quiet"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.txt:2" in lines[0] and lines[0].startswith("error:")
+
+
+def test_missing_store_exits_2(tmp_path, indexed):
+    data, _, _ = indexed
+    result = runner.invoke(app, ["evaluate", "--store", str(tmp_path / "none"), "--data", str(data)])
+    assert result.exit_code == 2 and "no current version" in result.stderr
+
+
+def test_bad_bits_exit_2(tmp_path, indexed):
+    data, _, _ = indexed
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--bits", "12"])
+    assert result.exit_code == 2 and "multiple of 8" in result.stderr
