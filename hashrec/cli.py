@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="hashrec: train hash codes, publish versioned indexes, serve top-K.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-store_app = typer.Typer(help="Inspect the model store.", no_args_is_help=True)
+from hashrec.common import StoreOpt, emit, fail
+from hashrec.store_cli import store_app
+
+app = typer.Typer(
+    help="hashrec: train hash codes, publish versioned indexes, serve top-K.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(store_app, name="store")
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="Model store directory.")]
 DataOpt = Annotated[Path, typer.Option("--data", help="Interactions: file or directory.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="auto, lightgcn, movielens, csv, parquet.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="auto, files, random, temporal.")]
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Exit with a one-line reason on stderr."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def emit(obj: Any) -> None:
-    """One JSON document on stdout."""
-    typer.echo(json.dumps(obj, sort_keys=False, default=str))
-
-
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _load_data(path: Path, fmt: str, split: str, test_fraction: float, seed: int):  # type: ignore[no-untyped-def]
@@ -80,12 +75,29 @@ def index(
     from model_store import ModelStore, StoreError
 
     interactions = _load_data(data, fmt, split, test_fraction, seed)
-    cfg = IndexConfig(encoder=encoder, dim=dim, layers=layers, epochs=epochs, batch_size=batch_size,
-                      lr=lr, reg=reg, val_fraction=val_fraction, bits=bits,
-                      code_transform=code_transform, candidates=candidates, seed=seed,
-                      device=device, progress=not quiet)
-    data_options = {"path": str(data), "format": fmt, "split": split,
-                    "test_fraction": test_fraction, "seed": seed}
+    cfg = IndexConfig(
+        encoder=encoder,
+        dim=dim,
+        layers=layers,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        reg=reg,
+        val_fraction=val_fraction,
+        bits=bits,
+        code_transform=code_transform,
+        candidates=candidates,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+    )
+    data_options = {
+        "path": str(data),
+        "format": fmt,
+        "split": split,
+        "test_fraction": test_fraction,
+        "seed": seed,
+    }
     try:
         result = build_index(interactions, ModelStore(store), cfg, data_options=data_options)
     except StoreError as err:
@@ -113,15 +125,26 @@ def evaluate(
     except StoreError as err:
         fail(str(err))
     options = artifact.manifest.dataset.get("options", {})
-    interactions = _load_data(data, fmt, split or options.get("split", "auto"),
-                              options.get("test_fraction", 0.2), options.get("seed", 0))
+    interactions = _load_data(
+        data,
+        fmt,
+        split or options.get("split", "auto"),
+        options.get("test_fraction", 0.2),
+        options.get("seed", 0),
+    )
     model = ServingModel.from_artifact(artifact)
     test, dropped = align_to_model(model, interactions.user_ids, interactions.item_ids, interactions.test)
     c = candidates or int(artifact.manifest.config.get("candidates", 200))
     metrics = evaluate_model(model, test, candidates=c, ks=(20, 50))
     same = interactions.fingerprint() == artifact.manifest.dataset.get("fingerprint")
-    emit({"version": artifact.version, **metrics, "test_pairs_unknown_to_model": dropped,
-          "same_dataset_as_trained": same})
+    emit(
+        {
+            "version": artifact.version,
+            **metrics,
+            "test_pairs_unknown_to_model": dropped,
+            "same_dataset_as_trained": same,
+        }
+    )
 
 
 @app.command()
@@ -154,11 +177,19 @@ def generate(
     """Write a generated interaction log (latent communities, long-tailed popularity)."""
     from indexer.data import generate_interactions, write_interactions_csv
 
-    data = generate_interactions(n_users=users, n_items=items, n_communities=communities,
-                                 mean_items_per_user=mean_items, seed=seed)
+    data = generate_interactions(
+        n_users=users, n_items=items, n_communities=communities, mean_items_per_user=mean_items, seed=seed
+    )
     write_interactions_csv(data, out)
-    emit({"path": str(out), "users": data.n_users, "items": data.n_items,
-          "train": int(data.train.nnz), "test": int(data.test.nnz)})
+    emit(
+        {
+            "path": str(out),
+            "users": data.n_users,
+            "items": data.n_items,
+            "train": int(data.train.nnz),
+            "test": int(data.test.nnz),
+        }
+    )
 
 
 @app.command()
@@ -179,40 +210,13 @@ def demo(
     from model_store import ModelStore
 
     first_user = str(ModelStore(store).open().array("user_ids")[0])
-    typer.echo(f"try: curl -s -X POST http://{host}:{port}/v1/recommend "
-               f"-H 'content-type: application/json' -d '{{\"user_id\": \"{first_user}\", \"k\": 5}}'",
-               err=True)
+    typer.echo(
+        f"try: curl -s -X POST http://{host}:{port}/v1/recommend "
+        f'-H \'content-type: application/json\' -d \'{{"user_id": "{first_user}", "k": 5}}\'',
+        err=True,
+    )
     if serve_after:
         serve(store=store, host=host, port=port)
-
-
-@store_app.command("list")
-def store_list(
-    store: StoreOpt = Path("store"),
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-) -> None:
-    """Versions in the store, oldest first; '*' marks the current one."""
-    from model_store import ModelStore, StoreError
-
-    model_store = ModelStore(store)
-    try:
-        current = model_store.current()
-        manifests = model_store.list_versions()
-    except StoreError as err:
-        fail(str(err))
-    rows = [{"version": m.version, "current": m.version == current, "created_at": m.created_at,
-             "dataset": m.dataset.get("source"), "bits": m.bits,
-             "served_recall@20": (m.metrics.get("served") or {}).get("recall@20"),
-             "bytes": sum(f.size for f in m.files.values())} for m in manifests]
-    if as_json:
-        emit(rows)
-        return
-    if not rows:
-        typer.echo(f"no versions in {store}")
-    for row in rows:
-        mark = "*" if row["current"] else " "
-        typer.echo(f"{mark} {row['version']}  {row['created_at']}  bits={row['bits']}  "
-                   f"served_recall@20={row['served_recall@20']}  {row['bytes']:,} B  {row['dataset']}")
 
 
 def main() -> None:

@@ -63,8 +63,9 @@ def holdout(train: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp.csr_ma
     shape = train.shape
 
     def part(mask: np.ndarray) -> sp.csr_matrix:
-        return sp.csr_matrix((np.ones(int(mask.sum()), np.float32), (coo.row[mask], coo.col[mask])),
-                             shape=shape)
+        return sp.csr_matrix(
+            (np.ones(int(mask.sum()), np.float32), (coo.row[mask], coo.col[mask])), shape=shape
+        )
 
     return part(~is_val), part(is_val)
 
@@ -87,24 +88,37 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def train_embeddings(data: Interactions, cfg: IndexConfig) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+def train_embeddings(
+    data: Interactions, cfg: IndexConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """Fit the configured encoder; returns (users, items, encoder config)."""
     from indexer.encoders.models import make_encoder  # torch is imported only here
 
-    params = {"dim": cfg.dim, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
-              "reg": cfg.reg, "seed": cfg.seed, "eval_every": cfg.eval_every,
-              "patience": cfg.patience, "device": cfg.device, "progress": cfg.progress}
+    params = {
+        "dim": cfg.dim,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "reg": cfg.reg,
+        "seed": cfg.seed,
+        "eval_every": cfg.eval_every,
+        "patience": cfg.patience,
+        "device": cfg.device,
+        "progress": cfg.progress,
+    }
     if cfg.encoder == "lightgcn":
         params["layers"] = cfg.layers
     encoder = make_encoder(cfg.encoder, **params)
-    fit, validation = (holdout(data.train, cfg.val_fraction, cfg.seed) if cfg.val_fraction > 0
-                       else (data.train, None))
+    fit, validation = (
+        holdout(data.train, cfg.val_fraction, cfg.seed) if cfg.val_fraction > 0 else (data.train, None)
+    )
     embeddings = encoder.fit(fit, validation)
     return embeddings.users, embeddings.items, {**encoder.config(), "history": encoder.history}
 
 
-def recommender_arrays(data: Interactions, users: np.ndarray, items: np.ndarray,
-                       quantizer: SignQuantizer) -> dict[str, np.ndarray]:
+def recommender_arrays(
+    data: Interactions, users: np.ndarray, items: np.ndarray, quantizer: SignQuantizer
+) -> dict[str, np.ndarray]:
     """The arrays of model_store.schema.RECOMMENDER_ARRAYS for trained embeddings."""
     user_codes, item_codes = quantizer.encode(users, items)
     indptr, indices = seen_csr(data.train)
@@ -122,8 +136,9 @@ def recommender_arrays(data: Interactions, users: np.ndarray, items: np.ndarray,
     }
 
 
-def build_index(data: Interactions, store: ModelStore, cfg: IndexConfig,
-                data_options: dict[str, object] | None = None) -> dict[str, object]:
+def build_index(
+    data: Interactions, store: ModelStore, cfg: IndexConfig, data_options: dict[str, object] | None = None
+) -> dict[str, object]:
     """Train, quantize, evaluate on the test split and publish; returns version and metrics.
 
     ``data_options`` (path, format, split, seed) are recorded so ``hashrec evaluate`` can
@@ -142,10 +157,16 @@ def build_index(data: Interactions, store: ModelStore, cfg: IndexConfig,
         arrays,
         {ITEM_INDEX_FILE: index_bytes},
         bits=cfg.bits,
-        dataset={"source": data.source, "split": data.split, "fingerprint": data.fingerprint(),
-                 "users": data.n_users, "items": data.n_items,
-                 "train_interactions": int(data.train.nnz), "test_interactions": int(data.test.nnz),
-                 "options": data_options or {}},
+        dataset={
+            "source": data.source,
+            "split": data.split,
+            "fingerprint": data.fingerprint(),
+            "users": data.n_users,
+            "items": data.n_items,
+            "train_interactions": int(data.train.nnz),
+            "test_interactions": int(data.test.nnz),
+            "options": data_options or {},
+        },
         config={**asdict(cfg), "encoder_config": encoder_config, "quantizer": quantizer.config()},
         metrics=metrics,
         libraries=library_versions(),

@@ -12,8 +12,9 @@ from service.model import ServingModel
 from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 
 
-def align_to_model(model: ServingModel, user_ids: np.ndarray, item_ids: np.ndarray,
-                   matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, int]:
+def align_to_model(
+    model: ServingModel, user_ids: np.ndarray, item_ids: np.ndarray, matrix: sp.csr_matrix
+) -> tuple[sp.csr_matrix, int]:
     """Re-index a user x item matrix from a dataset's ids into the model's rows.
 
     Returns the aligned matrix and the number of pairs dropped because the model does not
@@ -59,6 +60,7 @@ def evaluate_model(
     }
     result: dict[str, object] = {"bits": model.bits, "candidates": candidates}
     for name, searcher in searchers.items():
+
         def rank(users: np.ndarray, k: int, searcher: Searcher = searcher) -> np.ndarray:
             return searcher.search_users(users, k).items
 

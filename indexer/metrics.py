@@ -46,7 +46,9 @@ def _per_user(ranked: np.ndarray, truth: sp.csr_matrix, users: np.ndarray) -> tu
     truth_keys = np.sort(coo.row.astype(np.int64) * n_items + coo.col)
     ranked_keys = np.arange(len(users), dtype=np.int64)[:, None] * n_items + ranked
     pos = np.searchsorted(truth_keys, ranked_keys).clip(max=len(truth_keys) - 1)
-    hits = (truth_keys[pos] == ranked_keys) & (ranked >= 0) if len(truth_keys) else np.zeros_like(ranked, bool)
+    hits = (
+        (truth_keys[pos] == ranked_keys) & (ranked >= 0) if len(truth_keys) else np.zeros_like(ranked, bool)
+    )
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits * discounts).sum(axis=1)
     ideal = np.cumsum(discounts)[np.minimum(n_true, k).clip(min=1) - 1]

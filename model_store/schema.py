@@ -55,8 +55,7 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise CorruptVersion(
-                f"version {artifact.version}: {name} has shape {arrays[name].shape}, "
-                f"expected {shape}"
+                f"version {artifact.version}: {name} has shape {arrays[name].shape}, expected {shape}"
             )
     if int(arrays["seen_indptr"][-1]) != len(arrays["seen_indices"]):
         raise CorruptVersion(f"version {artifact.version}: seen_indptr does not end at nnz")

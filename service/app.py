@@ -32,8 +32,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content={"detail": str(exc.detail)},
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": str(exc.detail)},
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -61,8 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await state.cache.close()
 
-    app = FastAPI(title="hashrec", version="0.1.0", lifespan=lifespan,
-                  summary="Top-K recommendations: Hamming candidates, exact rerank.")
+    app = FastAPI(
+        title="hashrec",
+        version="0.1.0",
+        lifespan=lifespan,
+        summary="Top-K recommendations: Hamming candidates, exact rerank.",
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)

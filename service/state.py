@@ -41,11 +41,17 @@ class ServiceState:
         """Verify and load a version (blocking; call it off the event loop)."""
         artifact = self.store.open(version or self.settings.version)
         model = ServingModel.from_artifact(artifact)
-        loaded = Loaded(model, TwoStageSearcher(model, self.settings.oversample,
-                                                self.settings.max_candidates))
+        loaded = Loaded(
+            model, TwoStageSearcher(model, self.settings.oversample, self.settings.max_candidates)
+        )
         self.loaded, self.not_ready_reason = loaded, None
-        log.info("loaded model version %s (%d users, %d items, %d bits)",
-                 model.version, model.n_users, model.n_items, model.bits)
+        log.info(
+            "loaded model version %s (%d users, %d items, %d bits)",
+            model.version,
+            model.n_users,
+            model.n_items,
+            model.bits,
+        )
         return loaded
 
     def try_load(self) -> None:

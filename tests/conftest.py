@@ -14,8 +14,9 @@ from model_store.schema import ITEM_INDEX_FILE
 from service.model import ServingModel, build_binary_index
 
 
-def planted_arrays(n_users: int = 300, n_items: int = 500, dim: int = 16, bits: int = 64,
-                   seed: int = 0) -> dict[str, np.ndarray]:
+def planted_arrays(
+    n_users: int = 300, n_items: int = 500, dim: int = 16, bits: int = 64, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Recommender arrays from clustered random embeddings with a few seen items per user."""
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((8, dim))
@@ -24,8 +25,9 @@ def planted_arrays(n_users: int = 300, n_items: int = 500, dim: int = 16, bits: 
     items *= rng.uniform(0.8, 1.2, (n_items, 1))
     seen_rows = np.repeat(np.arange(n_users), 5)
     seen_cols = rng.integers(0, n_items, n_users * 5)
-    train = sp.csr_matrix((np.ones(len(seen_rows), np.float32), (seen_rows, seen_cols)),
-                          shape=(n_users, n_items))
+    train = sp.csr_matrix(
+        (np.ones(len(seen_rows), np.float32), (seen_rows, seen_cols)), shape=(n_users, n_items)
+    )
     train.sum_duplicates()
     indptr, indices = seen_csr(train)
     quantizer = SignQuantizer(bits=bits, transform="mips", seed=seed)

@@ -17,13 +17,32 @@ def indexed(tmp_path_factory):
     """A generated CSV indexed once into a store (tiny, a few epochs)."""
     root = tmp_path_factory.mktemp("cli")
     data = root / "data.csv"
-    result = runner.invoke(app, ["generate", "--out", str(data), "--users", "200", "--items", "150",
-                                 "--seed", "3"])
+    result = runner.invoke(
+        app, ["generate", "--out", str(data), "--users", "200", "--items", "150", "--seed", "3"]
+    )
     assert result.exit_code == 0, result.output
     store = root / "store"
-    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(store), "--epochs", "3",
-                                 "--dim", "16", "--bits", "64", "--batch-size", "512", "--quiet",
-                                 "--encoder", "mf"])
+    result = runner.invoke(
+        app,
+        [
+            "index",
+            "--data",
+            str(data),
+            "--store",
+            str(store),
+            "--epochs",
+            "3",
+            "--dim",
+            "16",
+            "--bits",
+            "64",
+            "--batch-size",
+            "512",
+            "--quiet",
+            "--encoder",
+            "mf",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return data, store, json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -66,8 +85,9 @@ def test_store_list_shows_the_current_version(indexed):
 def test_malformed_data_exits_2_with_one_line_naming_file_and_line(tmp_path):
     bad = tmp_path / "train.txt"
     bad.write_text("0 1 2\n1 x 3\n")
-    result = runner.invoke(app, ["index", "--data", str(bad), "--store", str(tmp_path / "s"),
-                                 "--format", "lightgcn", "--quiet"])
+    result = runner.invoke(
+        app, ["index", "--data", str(bad), "--store", str(tmp_path / "s"), "--format", "lightgcn", "--quiet"]
+    )
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "train.txt:2" in lines[0] and lines[0].startswith("error:")

@@ -28,16 +28,26 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    data = generate_interactions(n_users=500, n_items=800, n_communities=8,
-                                 mean_items_per_user=20, seed=5)
+    data = generate_interactions(n_users=500, n_items=800, n_communities=8, mean_items_per_user=20, seed=5)
     store = ModelStore(root / "store")
-    cfg = IndexConfig(encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01,
-                      bits=128, progress=False)
+    cfg = IndexConfig(
+        encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01, bits=128, progress=False
+    )
     result = build_index(data, store, cfg)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "hashrec", "serve", "--store", str(store.root),
-         "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "hashrec",
+            "serve",
+            "--store",
+            str(store.root),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env={**os.environ, "HASHREC_CACHE_ENABLED": "true"},
     )
     base = f"http://127.0.0.1:{port}"

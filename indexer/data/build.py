@@ -63,9 +63,7 @@ def _sorted_unique(keys: np.ndarray) -> np.ndarray:
     return ordered[first]
 
 
-def _unique_pairs(
-    keys: np.ndarray, times: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _unique_pairs(keys: np.ndarray, times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Sorted unique pair keys and, when given, each pair's earliest time."""
     if times is None:
         return _sorted_unique(keys), None

@@ -114,11 +114,7 @@ class Interactions:
 
 def _same_pattern(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
     """Whether two canonical CSR matrices hold the same nonzero positions."""
-    return (
-        a.shape == b.shape
-        and np.array_equal(a.indptr, b.indptr)
-        and np.array_equal(a.indices, b.indices)
-    )
+    return a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
 
 
 def pairs_to_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -142,8 +138,6 @@ def pairs_to_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> 
     indptr = np.zeros(n_rows + 1, dtype=index_dtype)
     np.cumsum(counts, out=indptr[1:])
     data = np.ones(len(cols), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (data, np.asarray(cols, dtype=index_dtype), indptr), shape=shape, copy=False
-    )
+    matrix = sp.csr_matrix((data, np.asarray(cols, dtype=index_dtype), indptr), shape=shape, copy=False)
     matrix.has_sorted_indices = True
     return matrix

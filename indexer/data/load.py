@@ -128,9 +128,7 @@ def _read_directory(directory: Path, format: str, columns: _Columns) -> tuple[st
     listing = ", ".join(sorted(p.name for p in directory.iterdir())[:20]) or "nothing"
     lightgcn = " and ".join(f"{n}[.gz]" for n in LIGHTGCN_FILES)
     movielens = ", ".join(MOVIELENS_FILES)
-    reason = (
-        f"no dataset found: expected {lightgcn}, or one of {movielens}; directory holds: {listing}"
-    )
+    reason = f"no dataset found: expected {lightgcn}, or one of {movielens}; directory holds: {listing}"
     raise DataError(directory, reason)
 
 

@@ -146,6 +146,4 @@ def generate_interactions(
         f"n_communities={n_communities},mean_items_per_user={mean_items_per_user},"
         f"popularity_exponent={popularity_exponent},test_fraction={test_fraction})"
     )
-    return build_interactions(
-        records, split="random", test_fraction=test_fraction, seed=rng, source=source
-    )
+    return build_interactions(records, split="random", test_fraction=test_fraction, seed=rng, source=source)

@@ -54,9 +54,7 @@ def read_lightgcn(path: Path, data: bytes) -> Records:
         """Line of the k-th item token."""
         return int(lines[np.searchsorted(ends, k, side="right")])
 
-    users = parse_int_tokens(
-        path, user_tokens, "user id", lambda k: int(lines[k]), allow_negative=False
-    )
+    users = parse_int_tokens(path, user_tokens, "user id", lambda k: int(lines[k]), allow_negative=False)
     items = parse_int_tokens(path, item_tokens, "item id", item_line, allow_negative=False)
     return Records(
         path=str(path),
@@ -81,9 +79,7 @@ def _split_fields(path: Path, lines: np.ndarray, keep: np.ndarray, sep: bytes) -
     return columns
 
 
-def _split_python(
-    path: Path, lines: list[bytes], keep: np.ndarray, sep: bytes | None
-) -> list[np.ndarray]:
+def _split_python(path: Path, lines: list[bytes], keep: np.ndarray, sep: bytes | None) -> list[np.ndarray]:
     """Split stripped lines on ``sep`` (None: runs of whitespace) into equally many fields."""
     fields = [line.split(sep) for line in lines]
     counts = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields))

@@ -77,9 +77,7 @@ def decode_text(path: Path, raw: bytes) -> bytes:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
         bad = data[err.start : err.start + 1].hex()
-        raise DataError(
-            path, f"invalid UTF-8 (byte 0x{bad})", line=_line_of(data, err.start)
-        ) from None
+        raise DataError(path, f"invalid UTF-8 (byte 0x{bad})", line=_line_of(data, err.start)) from None
     return data
 
 
@@ -121,9 +119,7 @@ def _bad_int_reason(token: bytes, what: str, allow_negative: bool) -> str:
     return f"non-integer {what} {_show(token)}"
 
 
-def _reject_long(
-    path: Path | str, tokens: Sequence[bytes], what: str, line_of: Callable[[int], int]
-) -> None:
+def _reject_long(path: Path | str, tokens: Sequence[bytes], what: str, line_of: Callable[[int], int]) -> None:
     """Raise at the first token longer than MAX_TOKEN_BYTES (never a valid number here)."""
     if max(map(len, tokens)) > MAX_TOKEN_BYTES:
         k = next(k for k, token in enumerate(tokens) if len(token) > MAX_TOKEN_BYTES)

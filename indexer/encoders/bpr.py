@@ -71,8 +71,14 @@ def sample_negatives(
     return negatives
 
 
-def exact_recall(users_vec: np.ndarray, items_vec: np.ndarray, train: sp.csr_matrix,
-                 truth: sp.csr_matrix, users: np.ndarray, k: int = 20) -> float:
+def exact_recall(
+    users_vec: np.ndarray,
+    items_vec: np.ndarray,
+    train: sp.csr_matrix,
+    truth: sp.csr_matrix,
+    users: np.ndarray,
+    k: int = 20,
+) -> float:
     """Recall@k of the full-precision ranking for ``users`` (training items excluded)."""
     from indexer.metrics import recall_ndcg
 
@@ -106,7 +112,7 @@ class BPREncoder(Encoder):
         rng = np.random.default_rng(cfg.seed)
         device = resolve_device(cfg.device)
         train = sp.csr_matrix(train, dtype=np.float32)
-        n_users, n_items = train.shape
+        _n_users, n_items = train.shape
         module = self.build(train, device).to(device)
         optimizer = torch.optim.Adam(module.parameters(), lr=cfg.lr)
         coo = train.tocoo()
@@ -117,7 +123,9 @@ class BPREncoder(Encoder):
         stale = 0
         for epoch in range(1, cfg.epochs + 1):
             started = time.perf_counter()
-            loss = self._epoch(module, optimizer, pair_users, pair_items, train_keys, n_items, rng, device, epoch)
+            loss = self._epoch(
+                module, optimizer, pair_users, pair_items, train_keys, n_items, rng, device, epoch
+            )
             record = {"epoch": epoch, "loss": loss, "seconds": round(time.perf_counter() - started, 2)}
             if eval_users is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 users_vec, items_vec = self._numpy(module)
@@ -149,8 +157,10 @@ class BPREncoder(Encoder):
     def _numpy(module: BPRModule) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             users, items = module.final()
-            return (users.detach().cpu().numpy().astype(np.float32),
-                    items.detach().cpu().numpy().astype(np.float32))
+            return (
+                users.detach().cpu().numpy().astype(np.float32),
+                items.detach().cpu().numpy().astype(np.float32),
+            )
 
     def _epoch(self, module, optimizer, pair_users, pair_items, train_keys, n_items, rng, device, epoch):  # type: ignore[no-untyped-def]
         cfg = self.cfg
@@ -168,8 +178,11 @@ class BPREncoder(Encoder):
             eu, ep, en = users_vec[u], items_vec[p], items_vec[n]
             margin = (eu * ep).sum(1) - (eu * en).sum(1)
             bpr = nn.functional.softplus(-margin).mean()
-            l2 = (module.user0[u].square().sum() + module.item0[p].square().sum()
-                  + module.item0[n].square().sum()) / (2 * len(u))
+            l2 = (
+                module.user0[u].square().sum()
+                + module.item0[p].square().sum()
+                + module.item0[n].square().sum()
+            ) / (2 * len(u))
             loss = bpr + cfg.reg * l2
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

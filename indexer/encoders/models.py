@@ -24,7 +24,7 @@ class MFBPR(BPREncoder):
 
 def normalized_adjacency(train: sp.csr_matrix) -> sp.csr_matrix:
     """D^-1/2 A D^-1/2 of the bipartite graph A = [[0, R], [R^T, 0]], kept sparse."""
-    n_users, n_items = train.shape
+    _n_users, _n_items = train.shape
     r = sp.csr_matrix(train, dtype=np.float32)
     adjacency = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()

@@ -25,8 +25,7 @@ def recommend_items(loaded: Loaded, user_row: int, k: int) -> list[tuple[str, fl
 @router.post(
     "/recommend",
     response_model=RecommendResponse,
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-               503: {"model": ErrorResponse}},
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def recommend(body: RecommendRequest, state: StateDep, loaded: LoadedDep) -> RecommendResponse:
     """Top-k items for a known user: Hamming top-C candidates, exact float rerank."""

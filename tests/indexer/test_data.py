@@ -448,9 +448,7 @@ _NAMES = st.sampled_from(["data.txt", "train.txt", "u.data", "ratings.dat", "x.c
 _ALPHABET = st.sampled_from([*"0123456789 \t\n:,;-xy\r", "user", "item", "split", "é"])
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=_NAMES,
     content=st.one_of(

@@ -10,10 +10,10 @@ import torch
 from indexer.data import generate_interactions
 from indexer.encoders.bpr import exact_recall, sample_negatives
 from indexer.encoders.models import (
-    LightGCN,
-    LightGCNConfig,
     MFBPR,
     BPRConfig,
+    LightGCN,
+    LightGCNConfig,
     _SymmetricSpMM,
     make_encoder,
     normalized_adjacency,
@@ -25,8 +25,7 @@ SMALL = {"dim": 16, "epochs": 25, "batch_size": 256, "lr": 0.01, "progress": Fal
 
 @pytest.fixture(scope="module")
 def data():
-    return generate_interactions(n_users=400, n_items=300, n_communities=6,
-                                 mean_items_per_user=15, seed=1)
+    return generate_interactions(n_users=400, n_items=300, n_communities=6, mean_items_per_user=15, seed=1)
 
 
 def popularity_recall(data) -> float:

@@ -72,8 +72,9 @@ def test_bad_requests_are_422_naming_the_field(client, body, field):
 
 
 def test_malformed_json_is_422(client):
-    response = client.post("/v1/recommend", content=b"{not json",
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/recommend", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert "detail" in response.json()
 
