@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.routes import health, recommend
+from service.middleware import RequestMiddleware
+from service.routes import admin, health, model, recommend
 from service.settings import Settings
-from service.state import make_state
+from service.state import ReloadRefused, make_state
 
 log = logging.getLogger(__name__)
 
 
 def _field_name(loc: tuple[object, ...]) -> str:
-    """'body.k' -> 'k'; the body itself stays 'body'."""
+    """('body', 'k') -> 'k'; the body itself stays 'body'."""
     parts = [str(p) for p in loc if p != "body"] or ["body"]
     return ".".join(parts)
 
@@ -32,11 +35,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"detail": str(exc.detail)},
-        headers=getattr(exc, "headers", None),
-    )
+    content: dict[str, object] = {"detail": str(exc.detail)}
+    if exc.status_code == 422:  # our own 422s read "field: message", like validation errors
+        field, _, message = str(exc.detail).partition(": ")
+        content["errors"] = [{"field": field, "message": message}]
+    return JSONResponse(status_code=exc.status_code, content=content, headers=getattr(exc, "headers", None))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -45,7 +48,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; its lifespan loads the store's current version.
+    """Build the app; its lifespan loads the store's current version and follows the store.
 
     Parameters
     ----------
@@ -58,21 +61,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = make_state(settings)
         app.state.service = state
-        await anyio.to_thread.run_sync(state.try_load)
+        with contextlib.suppress(ReloadRefused):  # not ready, with the reason; the poller retries
+            await state.reload()
+        follower = None
+        if settings.poll_interval_s > 0 and settings.version is None:
+            follower = asyncio.create_task(state.follow_store())
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             await state.cache.close()
 
     app = FastAPI(
         title="hashrec",
         version="0.1.0",
         lifespan=lifespan,
-        summary="Top-K recommendations: Hamming candidates, exact rerank.",
+        summary="Top-K recommendations: Hamming candidates from binary codes, exact rerank.",
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
-    app.include_router(health.router)
-    app.include_router(recommend.router)
+    for router in (health.router, recommend.router, model.router, admin.router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
+    routes = {getattr(route, "path", "") for route in app.routes}
+    app.add_middleware(RequestMiddleware, routes=routes)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and several workers: settings from the environment."""
+    from service.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

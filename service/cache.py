@@ -1,25 +1,36 @@
-"""Answer caches. Keys carry the model version, so a new version never reads old answers."""
+"""Answer caches. Keys carry the model version, so a new version never reads old answers.
+
+A cache never fails a request: errors are counted, logged at most once per interval, and the
+request is answered uncached.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
+log = logging.getLogger(__name__)
+
 
 class AnswerCache(ABC):
-    """An async key -> bytes cache; failures are the cache's problem, never the request's."""
+    """An async key -> bytes cache."""
 
-    hits: int = 0
-    misses: int = 0
+    name = "cache"
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
 
     @abstractmethod
     async def get(self, key: str) -> bytes | None:
-        """The cached value, or None on a miss."""
+        """The cached value, or None on a miss (or when the cache is unavailable)."""
 
     @abstractmethod
     async def set(self, key: str, value: bytes) -> None:
-        """Store a value under the cache's TTL."""
+        """Store a value under the cache's TTL; failures are swallowed and counted."""
 
     async def close(self) -> None:
         """Release connections (nothing to do by default)."""
@@ -27,6 +38,8 @@ class AnswerCache(ABC):
 
 class NoCache(AnswerCache):
     """Caching turned off."""
+
+    name = "none"
 
     async def get(self, key: str) -> bytes | None:
         return None
@@ -44,12 +57,13 @@ class InProcessCache(AnswerCache):
     ttl_s : float
     """
 
+    name = "memory"
+
     def __init__(self, max_entries: int, ttl_s: float) -> None:
+        super().__init__()
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
@@ -70,3 +84,109 @@ class InProcessCache(AnswerCache):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class RedisCache(AnswerCache):
+    """Redis through redis-py asyncio (hiredis parser), short timeouts, TTL on every key.
+
+    When Redis is down or slow, calls fail fast (``timeout_s``), the request goes on uncached,
+    and after a failure the cache stays quiet for ``retry_after_s`` before trying Redis again,
+    so a dead Redis costs one timeout per interval, not one per request.
+
+    Parameters
+    ----------
+    url : str
+        ``redis://host:port/db``.
+    ttl_s : float
+    timeout_s : float
+        Socket connect and read timeout.
+    retry_after_s : float
+        Back-off after a failure.
+    """
+
+    name = "redis"
+
+    def __init__(self, url: str, ttl_s: float, timeout_s: float = 0.05, retry_after_s: float = 1.0) -> None:
+        import redis.asyncio as redis
+
+        super().__init__()
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+        self.retry_after_s = retry_after_s
+        self._down_until = 0.0
+        self._last_log = 0.0
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            max_connections=64,
+            health_check_interval=0,
+        )
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, err: Exception) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        self._down_until = now + self.retry_after_s
+        if now - self._last_log >= 10.0:
+            self._last_log = now
+            log.warning("redis cache unavailable, answering uncached: %s", err)
+
+    async def get(self, key: str) -> bytes | None:
+        if not self._available():
+            self.misses += 1
+            return None
+        try:
+            value = await self.client.get(key)
+        except Exception as err:  # any Redis/network error degrades to a miss
+            self._failed(err)
+            self.misses += 1
+            return None
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return bytes(value)
+
+    async def set(self, key: str, value: bytes) -> None:
+        if not self._available():
+            return
+        try:
+            await self.client.set(key, value, px=self.ttl_ms)
+        except Exception as err:
+            self._failed(err)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class TieredCache(AnswerCache):
+    """A small in-process tier in front of a shared cache: hot keys skip the network."""
+
+    name = "tiered"
+
+    def __init__(self, near: InProcessCache, far: AnswerCache) -> None:
+        super().__init__()
+        self.near, self.far = near, far
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.near.get(key)
+        if value is None:
+            value = await self.far.get(key)
+            if value is not None:
+                await self.near.set(key, value)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        self.errors = self.far.errors
+        return value
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self.near.set(key, value)
+        await self.far.set(key, value)
+
+    async def close(self) -> None:
+        await self.far.close()

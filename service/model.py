@@ -10,7 +10,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from model_store import Artifact
+from model_store import Artifact, CorruptVersion
 from model_store.schema import ITEM_INDEX_FILE, check_recommender
 
 
@@ -55,7 +55,14 @@ class ServingModel:
         self.seen_indices: np.ndarray = a["seen_indices"]
         self.item_popularity: np.ndarray = a["item_popularity"]
         self.user_index: dict[str, int] = {uid: row for row, uid in enumerate(self.user_ids.tolist())}
+        self.item_index: dict[str, int] = {iid: row for row, iid in enumerate(self.item_ids.tolist())}
         self.bits = self.item_codes.shape[1] * 8
+        self.code_projection: np.ndarray | None = a.get("code_projection")
+        quantizer = self.manifest.get("config", {}).get("quantizer", {})
+        self.code_transform: str = quantizer.get("transform", "mips")
+        popularity = np.asarray(self.item_popularity)
+        # Most popular first; enough for any k plus exclusions, without a full sort per request.
+        self.popular_order = np.argsort(-popularity, kind="stable")[:20_000].astype(np.int64)
 
     @classmethod
     def from_arrays(cls, version: str, arrays: Mapping[str, np.ndarray]) -> ServingModel:
@@ -65,11 +72,13 @@ class ServingModel:
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> ServingModel:
         """Serve a verified artifact: arrays mmapped, the index read after its checksum matched."""
-        arrays = check_recommender(artifact)
-        index = faiss.read_index_binary(str(artifact.file_path(ITEM_INDEX_FILE)))
+        arrays = dict(check_recommender(artifact))
+        if artifact.has("code_projection.npy"):
+            arrays["code_projection"] = artifact.array("code_projection")
+        # mmap: several workers share the page cache instead of one copy each.
+        flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
+        index = faiss.read_index_binary(str(artifact.file_path(ITEM_INDEX_FILE)), flag)
         if index.ntotal != len(arrays["item_ids"]) or index.d != artifact.manifest.bits:
-            from model_store import CorruptVersion
-
             raise CorruptVersion(f"version {artifact.version}: {ITEM_INDEX_FILE} disagrees with item_codes")
         summary = artifact.manifest.model_dump(exclude={"files"})
         return cls(version=artifact.version, arrays=arrays, binary_index=index, manifest=summary)

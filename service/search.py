@@ -180,8 +180,10 @@ class TwoStageSearcher(Searcher):
         wanted = self.candidates if self.candidates is not None else k * self.oversample
         return max(k, min(wanted, self.max_candidates))
 
-    def search(self, vectors, codes, k, exclude=None) -> SearchResult:  # type: ignore[no-untyped-def]
-        cand, _ = hamming_candidates(self.model, codes, self.n_candidates(k), exclude)
+    def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
+        """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""
+        n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
+        cand, _ = hamming_candidates(self.model, codes, n_candidates, exclude)
         valid = cand >= 0
         targets = np.asarray(self.model.item_embeddings[np.where(valid, cand, 0).ravel()])
         targets = targets.reshape(*cand.shape, -1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,13 +14,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HASHREC_", extra="ignore")
 
     store: Path = Field(Path("store"), description="Model store directory.")
-    version: str | None = Field(None, description="Serve this version instead of the current one.")
+    version: str | None = Field(None, description="Serve this version instead of following current.")
+    poll_interval_s: float = Field(5.0, ge=0, description="Check the store for a new current; 0: never.")
     oversample: int = Field(10, ge=1, le=1000, description="Hamming candidates C = k * oversample.")
-    max_candidates: int = Field(5000, ge=1, description="Upper bound on C.")
+    max_candidates: int = Field(5000, ge=1, description="Upper bound on C, also for request overrides.")
     max_k: int = Field(1000, ge=1, le=10000, description="Largest k a client may ask for.")
+    max_batch: int = Field(256, ge=1, description="Most users in one /v1/recommend/batch call.")
+    max_history: int = Field(500, ge=1, description="Most items in a visitor's history.")
     cache_enabled: bool = Field(True, description="False turns answer caching off entirely.")
     cache_size: int = Field(100_000, ge=1, description="Entries in the in-process cache.")
     cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")
-    redis_url: str | None = Field(None, description="Unset: the in-process cache.")
+    redis_url: str | None = Field(None, description="Unset: the in-process cache only.")
+    redis_timeout_s: float = Field(0.05, gt=0, description="Redis connect/read timeout.")
+    near_cache_size: int = Field(10_000, ge=0, description="In-process tier before Redis; 0: none.")
+    near_cache_ttl_s: float = Field(5.0, gt=0, description="TTL of the in-process tier before Redis.")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin; unset: disabled.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
     log_level: str = Field("info")

@@ -1,15 +1,23 @@
-"""What the app holds between requests: the loaded model, its searcher and the cache."""
+"""What the app holds between requests: the loaded model and the cache; loading and hot reload."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
+import anyio
 import faiss
+import numpy as np
 
 from model_store import ModelStore, StoreError
-from service.cache import AnswerCache, InProcessCache, NoCache
+from service import metrics
+from service.cache import AnswerCache, InProcessCache, NoCache, RedisCache, TieredCache
+from service.coalesce import Coalescer
 from service.model import ServingModel
+from service.recommender import Recommender
 from service.search import TwoStageSearcher
 from service.settings import Settings
 
@@ -18,10 +26,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Loaded:
-    """One model and the searcher bound to it, swapped together as one reference."""
+    """One model and its query logic, swapped together as one reference."""
 
     model: ServingModel
-    searcher: TwoStageSearcher
+    recommender: Recommender
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+
+class ReloadRefused(RuntimeError):
+    """A version failed verification, loading or the smoke query; the old model keeps serving."""
+
+
+def smoke_test(recommender: Recommender) -> None:
+    """One real query through the new model before it may serve."""
+    model = recommender.model
+    if model.n_users == 0 or model.n_items == 0:
+        raise ReloadRefused(f"version {model.version} has no users or items")
+    answer = recommender.for_users(np.array([0]), k=min(10, model.n_items), exclude_seen=False)[0]
+    if not answer or not all(np.isfinite(score) for _, score in answer):
+        raise ReloadRefused(f"version {model.version} failed the smoke query")
 
 
 @dataclass
@@ -32,42 +58,86 @@ class ServiceState:
     cache: AnswerCache
     loaded: Loaded | None = None
     not_ready_reason: str | None = "no model loaded yet"
+    refused: dict[str, str] = field(default_factory=dict)
+    coalescer: Coalescer[tuple[bytes, bool]] = field(default_factory=Coalescer)
     store: ModelStore = field(init=False)
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.store = ModelStore(self.settings.store)
 
-    def load(self, version: str | None = None) -> Loaded:
-        """Verify and load a version (blocking; call it off the event loop)."""
-        artifact = self.store.open(version or self.settings.version)
+    def _build(self, version: str | None) -> Loaded:
+        """Verify, load and smoke-test a version (blocking; runs in a worker thread)."""
+        artifact = self.store.open(version)
         model = ServingModel.from_artifact(artifact)
-        loaded = Loaded(
-            model, TwoStageSearcher(model, self.settings.oversample, self.settings.max_candidates)
-        )
-        self.loaded, self.not_ready_reason = loaded, None
-        log.info(
-            "loaded model version %s (%d users, %d items, %d bits)",
-            model.version,
-            model.n_users,
-            model.n_items,
-            model.bits,
-        )
-        return loaded
+        searcher = TwoStageSearcher(model, self.settings.oversample, self.settings.max_candidates)
+        recommender = Recommender(model, searcher)
+        smoke_test(recommender)
+        return Loaded(model, recommender)
 
-    def try_load(self) -> None:
-        """Load at startup; a store without a usable version leaves the service not ready."""
-        try:
-            self.load()
-        except StoreError as err:
-            self.not_ready_reason = str(err)
-            log.warning("not ready: %s", err)
+    async def reload(self, version: str | None = None) -> Loaded:
+        """Load ``version`` (default: the pinned or current one) off the event loop and swap it in.
+
+        Raises
+        ------
+        ReloadRefused
+            With the reason; the previous model (if any) keeps serving.
+        """
+        async with self._reload_lock:
+            wanted = version or self.settings.version
+            started = time.perf_counter()
+            try:
+                loaded = await anyio.to_thread.run_sync(self._build, wanted)
+            except (StoreError, ReloadRefused, ValueError, RuntimeError, OSError) as err:
+                name = wanted or "current"
+                self.refused[name] = str(err)
+                metrics.RELOADS.labels(result="refused").inc()
+                if self.loaded is None:
+                    self.not_ready_reason = str(err)
+                log.error("refused model version %s: %s", name, err)
+                raise ReloadRefused(str(err)) from err
+            previous = self.loaded
+            self.loaded, self.not_ready_reason = loaded, None
+            metrics.RELOADS.labels(result="loaded").inc()
+            metrics.set_model_version(loaded.version, previous.version if previous else None)
+            log.info(
+                "serving model version %s (%d users, %d items, %d bits) loaded in %.2fs",
+                loaded.version,
+                loaded.model.n_users,
+                loaded.model.n_items,
+                loaded.model.bits,
+                time.perf_counter() - started,
+            )
+            return loaded
+
+    async def follow_store(self) -> None:
+        """Poll the store's current pointer and reload when it names a new, unrefused version."""
+        interval = self.settings.poll_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                current = await anyio.to_thread.run_sync(self.store.current)
+            except StoreError as err:
+                log.warning("cannot read the store's current version: %s", err)
+                continue
+            serving = self.loaded.version if self.loaded else None
+            if current is None or current == serving or current in self.refused:
+                continue
+            with contextlib.suppress(ReloadRefused):  # logged, counted and remembered by reload()
+                await self.reload(current)
 
 
 def make_cache(settings: Settings) -> AnswerCache:
-    """The cache the settings ask for."""
+    """The cache the settings ask for: none, in-process, or Redis with an in-process tier."""
     if not settings.cache_enabled:
         return NoCache()
-    return InProcessCache(settings.cache_size, settings.cache_ttl_s)
+    if settings.redis_url is None:
+        return InProcessCache(settings.cache_size, settings.cache_ttl_s)
+    redis_cache = RedisCache(settings.redis_url, settings.cache_ttl_s, settings.redis_timeout_s)
+    if settings.near_cache_size == 0:
+        return redis_cache
+    near = InProcessCache(settings.near_cache_size, min(settings.near_cache_ttl_s, settings.cache_ttl_s))
+    return TieredCache(near, redis_cache)
 
 
 def make_state(settings: Settings) -> ServiceState:

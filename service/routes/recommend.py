@@ -1,50 +1,164 @@
-"""POST /v1/recommend."""
+"""POST /v1/recommend, /v1/recommend/batch and /v1/similar-items."""
 
 from __future__ import annotations
+
+import hashlib
+import time
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException
 
+from service import metrics
 from service.routes.deps import LoadedDep, StateDep
-from service.schemas import ErrorResponse, RecommendRequest, RecommendResponse, ScoredItem
-from service.state import Loaded
+from service.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+    SimilarRequest,
+    SimilarResponse,
+)
+from service.state import Loaded, ServiceState
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
+ERRORS = {
+    404: {"model": ErrorResponse},
+    413: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
+}
 
 
-def recommend_items(loaded: Loaded, user_row: int, k: int) -> list[tuple[str, float]]:
-    """Hamming candidates then exact rerank for one known user, training items excluded."""
-    result = loaded.searcher.search_users(np.array([user_row]), k)
-    items, scores = result.items[0], result.scores[0]
-    valid = items >= 0
-    item_ids = loaded.model.item_ids[items[valid]].tolist()
-    return list(zip(item_ids, scores[valid].astype(float).tolist(), strict=True))
+def _items(pairs: list[tuple[str, float]]) -> list[ScoredItem]:
+    return [ScoredItem(item_id=item, score=score) for item, score in pairs]
 
 
-@router.post(
-    "/recommend",
-    response_model=RecommendResponse,
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
-)
+def _item_rows(loaded: Loaded, ids: list[str], field: str, strict: bool) -> np.ndarray:
+    """Item rows of external ids; unknown ones are a 404 when strict, else skipped."""
+    index = loaded.model.item_index
+    rows = [index.get(item) for item in ids]
+    unknown = [item for item, row in zip(ids, rows, strict=True) if row is None]
+    if unknown and strict:
+        raise HTTPException(404, f"{field}: item_id {unknown[0]!r} is not known to model {loaded.version}")
+    return np.array([r for r in rows if r is not None], dtype=np.int64)
+
+
+def _check_bounds(state: ServiceState, k: int, candidates: int | None) -> None:
+    settings = state.settings
+    if k > settings.max_k:
+        raise HTTPException(422, f"k: must be at most {settings.max_k}")
+    if candidates is not None and candidates > settings.max_candidates:
+        raise HTTPException(422, f"candidates: must be at most {settings.max_candidates}")
+
+
+def _cache_key(version: str, body: RecommendRequest) -> str:
+    if not body.history and not body.exclude_items:
+        return f"rec:{version}:{body.user_id}:{body.k}:{int(body.exclude_seen)}:{body.candidates}"
+    digest = hashlib.blake2b(orjson.dumps(body.model_dump(exclude={"strict"})), digest_size=16)
+    return f"rec:{version}:h:{digest.hexdigest()}"
+
+
+def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, float]], bool]:
+    """Compute (pairs, fallback) for one request; raises 404 in strict mode for unknowns."""
+    recommender = loaded.recommender
+    exclude = _item_rows(loaded, body.exclude_items, "exclude_items", strict=False)
+    started = time.perf_counter()
+    try:
+        if body.user_id is not None and body.user_id in loaded.model.user_index:
+            row = np.array([loaded.model.user_index[body.user_id]])
+            return recommender.for_users(row, body.k, body.exclude_seen, exclude, body.candidates)[0], False
+        if body.history:
+            rows = _item_rows(loaded, body.history, "history", body.strict)
+            if len(rows):
+                return recommender.for_history(
+                    rows, body.k, body.exclude_seen, exclude, body.candidates
+                ), False
+        if body.strict:
+            who = f"user_id {body.user_id!r}" if body.user_id is not None else "history"
+            raise HTTPException(404, f"{who} is not known to model {loaded.version}")
+        return recommender.popular(body.k, exclude), True
+    finally:
+        metrics.STAGE.labels(stage="search_rerank").observe(time.perf_counter() - started)
+
+
+@router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)  # type: ignore[arg-type]
 async def recommend(body: RecommendRequest, state: StateDep, loaded: LoadedDep) -> RecommendResponse:
-    """Top-k items for a known user: Hamming top-C candidates, exact float rerank."""
-    model = loaded.model
-    if body.k > state.settings.max_k:
-        raise HTTPException(422, f"k: must be at most {state.settings.max_k}")
-    user_row = model.user_index.get(body.user_id)
-    if user_row is None:
-        raise HTTPException(404, f"user_id {body.user_id!r} is not known to model {model.version}")
-    key = f"rec:{model.version}:{body.user_id}:{body.k}"
-    cached = await state.cache.get(key)
-    if cached is not None:
-        pairs = orjson.loads(cached)
-    else:
-        pairs = recommend_items(loaded, user_row, body.k)
-        await state.cache.set(key, orjson.dumps(pairs))
+    """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
+
+    A known ``user_id`` uses the user's vector and code; otherwise ``history`` builds a visitor's
+    query by the encoder's aggregation rule; otherwise the popular items answer with
+    ``fallback: true`` (or 404 with ``strict: true``).
+    """
+    if body.user_id is None and not body.history:
+        raise HTTPException(422, "user_id: give a user_id or a non-empty history")
+    if body.history and len(body.history) > state.settings.max_history:
+        raise HTTPException(422, f"history: at most {state.settings.max_history} items")
+    _check_bounds(state, body.k, body.candidates)
+    key = _cache_key(loaded.version, body)
+
+    async def compute() -> tuple[bytes, bool]:
+        started = time.perf_counter()
+        cached_value = await state.cache.get(key)
+        metrics.STAGE.labels(stage="cache_get").observe(time.perf_counter() - started)
+        if cached_value is not None:
+            metrics.CACHE.labels(result="hit").inc()
+            return cached_value, True
+        metrics.CACHE.labels(result="miss").inc()
+        pairs, fallback = _answer(loaded, body)
+        value = orjson.dumps([pairs, fallback])
+        await state.cache.set(key, value)
+        return value, False
+
+    (value, cached), _ = await state.coalescer.run(key, compute)
+    pairs, fallback = orjson.loads(value)
     return RecommendResponse(
         user_id=body.user_id,
-        model_version=model.version,
-        cached=cached is not None,
-        items=[ScoredItem(item_id=item, score=score) for item, score in pairs],
+        model_version=loaded.version,
+        cached=cached,
+        fallback=fallback,
+        items=_items(pairs),
     )
+
+
+@router.post("/recommend/batch", response_model=BatchResponse, responses=ERRORS)  # type: ignore[arg-type]
+async def recommend_batch(body: BatchRequest, state: StateDep, loaded: LoadedDep) -> BatchResponse:
+    """Several known users in one batched search (uncached); unknown users get popular items."""
+    if len(body.user_ids) > state.settings.max_batch:
+        raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
+    _check_bounds(state, body.k, None)
+    index = loaded.model.user_index
+    unknown = [user for user in body.user_ids if user not in index]
+    if unknown and body.strict:
+        raise HTTPException(404, f"user_ids: user_id {unknown[0]!r} is not known to model {loaded.version}")
+    known = [user for user in body.user_ids if user in index]
+    started = time.perf_counter()
+    answers: dict[str, list[tuple[str, float]]] = {}
+    if known:
+        rows = np.array([index[user] for user in known], dtype=np.int64)
+        answers = dict(zip(known, loaded.recommender.for_users(rows, body.k, body.exclude_seen), strict=True))
+    popular = loaded.recommender.popular(body.k) if unknown else []
+    metrics.STAGE.labels(stage="search_rerank").observe(time.perf_counter() - started)
+    results = [
+        RecommendResponse(
+            user_id=user,
+            model_version=loaded.version,
+            fallback=user not in answers,
+            items=_items(answers.get(user, popular)),
+        )
+        for user in body.user_ids
+    ]
+    return BatchResponse(model_version=loaded.version, results=results)
+
+
+@router.post("/similar-items", response_model=SimilarResponse, responses=ERRORS)  # type: ignore[arg-type]
+async def similar_items(body: SimilarRequest, state: StateDep, loaded: LoadedDep) -> SimilarResponse:
+    """Items nearest to an item: Hamming candidates, cosine rerank; the item itself excluded."""
+    _check_bounds(state, body.k, body.candidates)
+    row = loaded.model.item_index.get(body.item_id)
+    if row is None:
+        raise HTTPException(404, f"item_id {body.item_id!r} is not known to model {loaded.version}")
+    pairs = loaded.recommender.similar(row, body.k, body.candidates)
+    return SimilarResponse(item_id=body.item_id, model_version=loaded.version, items=_items(pairs))

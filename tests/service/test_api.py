@@ -45,8 +45,8 @@ def test_second_identical_request_is_cached(client):
     assert first["items"] == second["items"] and len(first["items"]) == 20
 
 
-def test_unknown_user_is_404_naming_it(client):
-    response = client.post("/v1/recommend", json={"user_id": "nobody"})
+def test_unknown_user_in_strict_mode_is_404_naming_it(client):
+    response = client.post("/v1/recommend", json={"user_id": "nobody", "strict": True})
     assert response.status_code == 404
     assert "nobody" in response.json()["detail"]
 

@@ -1,0 +1,113 @@
+"""Answering queries against one loaded model: users, visitors by history, batches, similar items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.model import ServingModel
+from service.search import TwoStageSearcher, hamming_candidates, top_k
+
+Pairs = list[tuple[str, float]]
+
+
+def pack_query_codes(model: ServingModel, vectors: np.ndarray) -> np.ndarray:
+    """Binary codes for query (user-side) vectors by the artifact's own quantizer rule."""
+    if model.code_projection is None:
+        raise ValueError(f"model {model.version} has no code_projection; it cannot encode new queries")
+    x = vectors.astype(np.float32)
+    if model.code_transform == "mips":  # queries: unit norm plus a zero norm coordinate
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.hstack([x / np.where(norms > 0, norms, 1.0), np.zeros((len(x), 1), np.float32)])
+    return np.packbits(x @ model.code_projection > 0, axis=1)
+
+
+def history_vector(model: ServingModel, item_rows: np.ndarray) -> np.ndarray:
+    """A visitor's query vector from recent items: the degree-normalized sum of their vectors.
+
+    This is LightGCN's aggregation rule (each neighbour weighted 1 / sqrt(degree)); the overall
+    scale does not change an inner-product ranking.
+    """
+    degree = np.maximum(np.asarray(model.item_popularity[item_rows], dtype=np.float32), 1.0)
+    vectors = np.asarray(model.item_embeddings[item_rows], dtype=np.float32)
+    return (vectors / np.sqrt(degree)[:, None]).sum(axis=0, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Recommender:
+    """Query logic for one model; stateless, so it is swapped with the model on reload."""
+
+    model: ServingModel
+    searcher: TwoStageSearcher
+
+    def _pairs(self, items: np.ndarray, scores: np.ndarray) -> Pairs:
+        valid = items >= 0
+        ids = self.model.item_ids[items[valid]].tolist()
+        return list(zip(ids, scores[valid].astype(float).tolist(), strict=True))
+
+    def _exclusions(self, seen: np.ndarray | None, extra: np.ndarray) -> np.ndarray:
+        if seen is None:
+            return extra
+        return np.union1d(seen, extra) if len(extra) else seen
+
+    def for_users(
+        self,
+        user_rows: np.ndarray,
+        k: int,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> list[Pairs]:
+        """Two-stage top-k for known users, in one batched search."""
+        extra = exclude_items if exclude_items is not None else np.empty(0, np.int64)
+        exclude = [
+            self._exclusions(self.model.seen(int(r)) if exclude_seen else None, extra) for r in user_rows
+        ]
+        result = self.searcher.search(
+            np.asarray(self.model.user_embeddings[user_rows], dtype=np.float32),
+            np.asarray(self.model.user_codes[user_rows], dtype=np.uint8),
+            k,
+            exclude,
+            candidates=candidates,
+        )
+        return [self._pairs(result.items[i], result.scores[i]) for i in range(len(user_rows))]
+
+    def for_history(
+        self,
+        item_rows: np.ndarray,
+        k: int,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> Pairs:
+        """Two-stage top-k for a visitor known only by recent items."""
+        vector = history_vector(self.model, item_rows)
+        extra = exclude_items if exclude_items is not None else np.empty(0, np.int64)
+        exclude = [self._exclusions(np.unique(item_rows) if exclude_seen else None, extra)]
+        result = self.searcher.search(vector, pack_query_codes(self.model, vector), k, exclude, candidates)
+        return self._pairs(result.items[0], result.scores[0])
+
+    def popular(self, k: int, exclude: Sequence[int] | np.ndarray = ()) -> Pairs:
+        """The most popular items (the fallback for unknown users), scored by training count."""
+        order = self.model.popular_order
+        if len(exclude):
+            order = order[~np.isin(order, np.asarray(exclude))]
+        rows = order[:k]
+        return self._pairs(rows, np.asarray(self.model.item_popularity[rows], dtype=np.float32))
+
+    def similar(self, item_row: int, k: int, candidates: int | None = None) -> Pairs:
+        """Items nearest to an item: Hamming candidates on item codes, cosine rerank."""
+        model = self.model
+        c = max(k, candidates if candidates is not None else self.searcher.n_candidates(k))
+        codes = np.asarray(model.item_codes[[item_row]], dtype=np.uint8)
+        cand, _ = hamming_candidates(model, codes, c, [np.array([item_row])])
+        valid = cand[0] >= 0
+        rows = cand[0][valid]
+        query = np.asarray(model.item_embeddings[item_row], dtype=np.float32)
+        targets = np.asarray(model.item_embeddings[rows], dtype=np.float32)
+        norms = np.linalg.norm(targets, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        cosine = (targets @ query / np.maximum(norms, 1e-12))[None, :]
+        positions, values = top_k(cosine, k)
+        return self._pairs(rows[positions[0]], values[0])

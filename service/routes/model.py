@@ -1,0 +1,32 @@
+"""GET /v1/model and GET /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from service import metrics
+from service.routes.deps import LoadedDep
+from service.schemas import ErrorResponse, ModelResponse
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/v1/model", response_model=ModelResponse, responses={503: {"model": ErrorResponse}})
+async def model_info(loaded: LoadedDep) -> ModelResponse:
+    """The serving version, its manifest summary (files omitted) and when it was loaded."""
+    model = loaded.model
+    return ModelResponse(
+        model_version=model.version,
+        loaded_at=model.loaded_at,
+        users=model.n_users,
+        items=model.n_items,
+        bits=model.bits,
+        manifest=model.manifest,
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    """Prometheus exposition."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
