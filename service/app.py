@@ -84,11 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (health.router, recommend.router, model.router, admin.router):
+    routers = (health.router, recommend.router, model.router, admin.router)
+    for router in routers:
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
-    routes = {getattr(route, "path", "") for route in app.routes}
+    routes = {getattr(route, "path", "") for router in routers for route in router.routes}
     app.add_middleware(RequestMiddleware, routes=routes)
     return app
 
