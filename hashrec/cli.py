@@ -152,17 +152,36 @@ def serve(
     store: StoreOpt = Path("store"),
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     log_level: str = "info",
 ) -> None:
-    """Serve the store's current version over HTTP."""
+    """Serve the store's current version over HTTP (other settings: HASHREC_* variables)."""
+    import os
+    import tempfile
+
     import uvicorn
 
-    from service.app import create_app
-    from service.settings import Settings
+    # Settings travel to every worker through the environment; the factory reads them there.
+    os.environ["HASHREC_STORE"] = str(store.resolve())
+    os.environ["HASHREC_LOG_LEVEL"] = log_level
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hashrec-metrics-")
+    try:
+        from service.settings import Settings
 
-    _setup_logging(True)
-    settings = Settings(store=store)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        Settings()
+    except ValueError as err:
+        fail(f"invalid HASHREC_* setting: {err}".splitlines()[0])
+    uvicorn.run(
+        "service.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        log_config=None,
+    )
 
 
 @app.command()

@@ -25,6 +25,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Poll /readyz until 200; fail if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"service exited with {process.returncode}")
+        time.sleep(0.2)
+    pytest.fail("service never became ready")
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
@@ -52,18 +67,7 @@ def served(tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"service exited with {process.returncode}")
-            time.sleep(0.2)
-        else:
-            pytest.fail("service never became ready")
+        wait_ready(base, process)
         yield base, store, data, result
     finally:
         process.terminate()
@@ -108,7 +112,49 @@ def test_served_quality_beats_popularity(served):
     assert result["metrics"]["served"]["recall@20"] > 1.2 * float(np.mean(recalls))
 
 
-def test_unknown_user_over_http_is_404(served):
+def test_unknown_user_over_http(served):
     base, *_ = served
-    response = httpx.post(f"{base}/v1/recommend", json={"user_id": "ghost"})
+    fallback = httpx.post(f"{base}/v1/recommend", json={"user_id": "ghost", "k": 3}).json()
+    assert fallback["fallback"] is True and len(fallback["items"]) == 3
+    response = httpx.post(f"{base}/v1/recommend", json={"user_id": "ghost", "strict": True})
     assert response.status_code == 404 and "ghost" in response.json()["detail"]
+
+
+def test_two_workers_serve_and_aggregate_metrics(served, tmp_path):
+    _, store, data, _ = served
+    port = free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hashrec",
+            "serve",
+            "--store",
+            str(store.root),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            for row in range(40):
+                response = client.post("/v1/recommend", json={"user_id": str(data.user_ids[row])})
+                assert response.status_code == 200
+            text = client.get("/metrics").text
+        line = next(
+            x
+            for x in text.splitlines()
+            if x.startswith('hashrec_requests_total{method="POST",route="/v1/recommend",status="200"}')
+        )
+        assert float(line.split()[-1]) == 40.0  # summed over both workers
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

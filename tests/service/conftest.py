@@ -15,7 +15,9 @@ def trained(tmp_path_factory):
     """(interactions, store) with one LightGCN version trained on generated data."""
     data = generate_interactions(n_users=400, n_items=600, n_communities=8, mean_items_per_user=20, seed=11)
     store = ModelStore(tmp_path_factory.mktemp("trained") / "store")
-    cfg = IndexConfig(encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01, bits=128, progress=False)
+    cfg = IndexConfig(
+        encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01, bits=128, progress=False
+    )
     build_index(data, store, cfg)
     return data, store
 

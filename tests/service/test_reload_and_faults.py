@@ -70,8 +70,11 @@ async def test_reload_under_load_fails_no_request_and_labels_versions_truthfully
     assert all(status == 200 for _, _, status, _ in responses)
     for started, ended, _, version in responses:
         # The version was serving at some moment between the request's start and end.
-        serving = [v for i, (t, v) in enumerate(timeline)
-                   if t <= ended and (i + 1 == len(timeline) or timeline[i + 1][0] >= started)]
+        serving = [
+            v
+            for i, (t, v) in enumerate(timeline)
+            if t <= ended and (i + 1 == len(timeline) or timeline[i + 1][0] >= started)
+        ]
         assert version in serving
 
 
@@ -117,8 +120,13 @@ async def test_redis_outage_answers_uncached_then_caching_resumes(trained, tmp_p
         redis = start_redis(port, str(tmp_path))
     except (FileNotFoundError, RuntimeError) as err:
         pytest.skip(f"needs redis-server on PATH to stop and restart it: {err}")
-    settings = Settings(store=store.root, poll_interval_s=0, redis_url=f"redis://127.0.0.1:{port}/0",
-                        near_cache_size=0, redis_timeout_s=0.05)
+    settings = Settings(
+        store=store.root,
+        poll_interval_s=0,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        near_cache_size=0,
+        redis_timeout_s=0.05,
+    )
     app = create_app(settings)
     user = {"user_id": str(data.user_ids[0]), "k": 5}
     try:
@@ -188,5 +196,3 @@ async def test_coalesced_failure_reaches_every_caller():
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
