@@ -1,31 +1,128 @@
-"""`hashrec store ...`: inspect and manage the model store."""
+"""`hashrec store ...`: inspect and manage the model store (a directory or ``s3://bucket/prefix``).
+
+Readable output by default, one JSON document with ``--json``. Errors: one ``error: ...`` line on
+stderr and exit code 2; ``verify`` exits 1 when a version fails its checks.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hashrec.common import StoreOpt, emit, fail
+from hashrec.common import emit, fail
+
+if TYPE_CHECKING:
+    from model_store import Change, GcReport, Manifest, ModelStore
 
 store_app = typer.Typer(help="Inspect and manage the model store.", no_args_is_help=True)
 
+StoreUrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        envvar="HASHREC_STORE",
+        help="Model store: a directory or s3://bucket/prefix (endpoint and keys from AWS_* variables).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document instead of text.")]
+AliasOpt = Annotated[str, typer.Option("--alias", help="Alias to move (current, production, ...).")]
+VersionArg = Annotated[str, typer.Argument(help="A version name or an alias.")]
+
+
+def _error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions reported as one-line errors: the store's, the OS's and the S3 client's."""
+    from model_store import StoreError
+
+    types: list[type[BaseException]] = [StoreError, OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        types += [BotoCoreError, ClientError]
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn store, filesystem and S3 errors into ``error: ...`` and exit 2."""
+    try:
+        yield
+    except _error_types() as err:
+        message = str(err) or type(err).__name__
+        fail(message.splitlines()[0] if message.strip() else type(err).__name__)
+
+
+def _open_store(store: str) -> ModelStore:
+    """A ModelStore for the --store value."""
+    from model_store import ModelStore
+
+    with _reported():
+        return ModelStore(store)
+
+
+def _human_bytes(size: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print left-aligned columns."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for row in [headers, *rows]:
+        typer.echo(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The served-ranking metrics if present, else every top-level number."""
+    served = metrics.get("served")
+    if isinstance(served, dict):
+        return {f"served {key}": value for key, value in served.items()}
+    return {key: value for key, value in metrics.items() if isinstance(value, int | float)}
+
+
+def _format_number(value: Any) -> str:
+    """Floats to 4 decimals, everything else as is."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _labels(store: ModelStore) -> dict[str, list[str]]:
+    """version -> its aliases and 'pinned'."""
+    labels: dict[str, list[str]] = {}
+    for alias, version in sorted(store.aliases().items(), key=lambda item: (item[0] != "current", item[0])):
+        labels.setdefault(version, []).append(alias)
+    for version in store.pins():
+        labels.setdefault(version, []).append("pinned")
+    return labels
+
+
+def _dataset_label(manifest: Manifest) -> str:
+    """Short description of a version's training data."""
+    dataset = manifest.dataset
+    source = str(dataset.get("source") or dataset.get("path") or "-")
+    if "users" in dataset and "items" in dataset:
+        return f"{source} ({dataset['users']}u x {dataset['items']}i)"
+    return source
+
 
 @store_app.command("list")
-def store_list(
-    store: StoreOpt = Path("store"),
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-) -> None:
-    """Versions in the store, oldest first; '*' marks the current one."""
-    from model_store import ModelStore, StoreError
-
-    model_store = ModelStore(store)
-    try:
+def store_list(store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
+    """Versions, oldest first: created, dataset, metrics, size, aliases; '*' marks the current one."""
+    model_store = _open_store(store)
+    with _reported():
         current = model_store.current()
         manifests = model_store.list_versions()
-    except StoreError as err:
-        fail(str(err))
+        labels = _labels(model_store)
     rows = [
         {
             "version": m.version,
@@ -33,8 +130,11 @@ def store_list(
             "created_at": m.created_at,
             "dataset": m.dataset.get("source"),
             "bits": m.bits,
+            "metrics": m.metrics,
             "served_recall@20": (m.metrics.get("served") or {}).get("recall@20"),
             "bytes": sum(f.size for f in m.files.values()),
+            "aliases": [label for label in labels.get(m.version, []) if label != "pinned"],
+            "pinned": "pinned" in labels.get(m.version, []),
         }
         for m in manifests
     ]
@@ -42,10 +142,263 @@ def store_list(
         emit(rows)
         return
     if not rows:
-        typer.echo(f"no versions in {store}")
-    for row in rows:
-        mark = "*" if row["current"] else " "
-        typer.echo(
-            f"{mark} {row['version']}  {row['created_at']}  bits={row['bits']}  "
-            f"served_recall@20={row['served_recall@20']}  {row['bytes']:,} B  {row['dataset']}"
+        typer.echo(f"no versions in {model_store.url}")
+        return
+    table = []
+    for manifest, row in zip(manifests, rows, strict=True):
+        metrics = ", ".join(
+            f"{k}={_format_number(v)}" for k, v in _headline_metrics(manifest.metrics).items()
         )
+        table.append(
+            [
+                ("* " if row["current"] else "  ") + manifest.version,
+                manifest.created_at[:19].replace("T", " "),
+                _dataset_label(manifest),
+                str(manifest.bits),
+                metrics or "-",
+                _human_bytes(row["bytes"]),
+                ", ".join(labels.get(manifest.version, [])) or "-",
+            ]
+        )
+    _table(["  VERSION", "CREATED (UTC)", "DATASET", "BITS", "METRICS", "SIZE", "ALIASES"], table)
+
+
+@store_app.command("show")
+def store_show(version: VersionArg, store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
+    """Everything the manifest of one version records, with its aliases and pin."""
+    from model_store.diff import flatten
+
+    model_store = _open_store(store)
+    with _reported():
+        name = model_store.resolve(version)
+        manifest = model_store.manifest(name)
+        labels = _labels(model_store).get(name, [])
+    if as_json:
+        emit(
+            {
+                **manifest.model_dump(),
+                "aliases": [x for x in labels if x != "pinned"],
+                "pinned": "pinned" in labels,
+            }
+        )
+        return
+    typer.echo(f"version         {manifest.version}")
+    typer.echo(f"created         {manifest.created_at}")
+    typer.echo(f"format_version  {manifest.format_version}")
+    typer.echo(f"bits            {manifest.bits}")
+    typer.echo(f"aliases         {', '.join(labels) or '-'}")
+    for section in ("dataset", "config", "metrics", "libraries"):
+        typer.echo(f"{section}:")
+        for key, value in flatten(getattr(manifest, section)).items():
+            typer.echo(f"  {key} = {_format_number(value)}")
+    total = sum(entry.size for entry in manifest.files.values())
+    typer.echo(f"files ({len(manifest.files)}, {_human_bytes(total)}):")
+    for file_name, entry in sorted(manifest.files.items()):
+        typer.echo(f"  {file_name}  {entry.size:,} B  sha256 {entry.sha256[:16]}")
+
+
+@store_app.command("verify")
+def store_verify(
+    version: Annotated[str | None, typer.Argument(help="Version or alias; default: every version.")] = None,
+    store: StoreUrlOpt = "store",
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash every file; exit 1 naming the first bad file of each damaged version."""
+    from model_store import CorruptVersion, UnsupportedFormat, VersionNotFound
+
+    model_store = _open_store(store)
+    with _reported():
+        names = [model_store.resolve(version)] if version is not None else model_store.version_folders()
+    results = []
+    for name in names:
+        error = None
+        with _reported():
+            try:
+                files = len(model_store.verify(name).files)
+            except (CorruptVersion, UnsupportedFormat) as err:
+                error = str(err)
+            except VersionNotFound:
+                if version is not None:
+                    raise
+                error = f"version {name}: manifest.json is missing"
+        if error is None:
+            results.append({"version": name, "ok": True, "files": files, "error": None})
+        else:
+            results.append({"version": name, "ok": False, "files": None, "error": error})
+    if as_json:
+        emit(results)
+    else:
+        if not results:
+            typer.echo(f"no versions in {model_store.url}")
+        for result in results:
+            if result["ok"]:
+                typer.echo(f"ok      {result['version']}  {result['files']} files + manifest")
+            else:
+                typer.echo(f"FAILED  {result['error']}")
+    if not all(result["ok"] for result in results):
+        raise typer.Exit(1)
+
+
+@store_app.command("promote")
+def store_promote(
+    version: VersionArg, store: StoreUrlOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
+) -> None:
+    """Verify VERSION and point an alias (default: current) at it."""
+    model_store = _open_store(store)
+    with _reported():
+        name = model_store.resolve(version)
+        previous = model_store.promote(name, alias)
+    if as_json:
+        emit({"alias": alias, "version": name, "previous": previous})
+    else:
+        typer.echo(f"{alias}: {previous or '(unset)'} -> {name}")
+
+
+@store_app.command("rollback")
+def store_rollback(
+    store: StoreUrlOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
+) -> None:
+    """Point an alias (default: current) back at the version it named before."""
+    model_store = _open_store(store)
+    with _reported():
+        previous = model_store.aliases().get(alias)
+        target = model_store.rollback(alias)
+    if as_json:
+        emit({"alias": alias, "version": target, "previous": previous})
+    else:
+        typer.echo(f"{alias}: {previous} -> {target} (rollback)")
+
+
+@store_app.command("pin")
+def store_pin(
+    version: VersionArg,
+    store: StoreUrlOpt = "store",
+    note: Annotated[str, typer.Option(help="Why it is pinned.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Protect a version from gc and delete."""
+    model_store = _open_store(store)
+    with _reported():
+        name = model_store.resolve(version)
+        model_store.pin(name, note)
+    emit({"pinned": name, "note": note}) if as_json else typer.echo(f"pinned {name}")
+
+
+@store_app.command("unpin")
+def store_unpin(version: VersionArg, store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
+    """Remove a pin."""
+    model_store = _open_store(store)
+    with _reported():
+        name = model_store.resolve(version)
+        was_pinned = model_store.unpin(name)
+    if as_json:
+        emit({"unpinned": name, "was_pinned": was_pinned})
+    else:
+        typer.echo(f"unpinned {name}" if was_pinned else f"{name} was not pinned")
+
+
+@store_app.command("unalias")
+def store_unalias(
+    name: Annotated[str, typer.Argument(help="Alias to remove.")], store: StoreUrlOpt = "store"
+) -> None:
+    """Remove an alias (not current)."""
+    model_store = _open_store(store)
+    with _reported():
+        version = model_store.remove_alias(name)
+    typer.echo(f"removed alias {name} (was {version})")
+
+
+@store_app.command("history")
+def store_history(
+    store: StoreUrlOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
+) -> None:
+    """Every change of an alias, oldest first."""
+    from dataclasses import asdict
+
+    model_store = _open_store(store)
+    with _reported():
+        events = model_store.history(alias)
+    if as_json:
+        emit([asdict(event) for event in events])
+        return
+    for event in events:
+        typer.echo(
+            f"{event.at[:19].replace('T', ' ')}  {event.action:<8}  {event.previous or '-'} -> "
+            f"{event.version or '-'}  by {event.by}"
+        )
+
+
+def _gc_lines(report: GcReport) -> list[str]:
+    """Readable lines of a gc report."""
+    verb = "would delete" if report.dry_run else "deleted"
+    lines = [f"{verb} {version}" for version in report.deleted]
+    lines += [f"kept {version} ({', '.join(reasons)})" for version, reasons in report.kept.items()]
+    lines += [f"{verb} incomplete {name}" for name in report.incomplete]
+    lines += [f"left unreadable {name}: {why}" for name, why in report.unreadable.items()]
+    return lines or ["nothing to do"]
+
+
+@store_app.command("gc")
+def store_gc(
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Newest versions to keep.")],
+    store: StoreUrlOpt = "store",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
+    stale_after: Annotated[
+        float | None, typer.Option(min=0.0, help="S3: seconds before an unfinished upload counts as dead.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete all but the N newest versions; current, aliased, pinned and rollback targets stay."""
+    from dataclasses import asdict
+
+    model_store = _open_store(store)
+    with _reported():
+        report = model_store.gc(keep, dry_run=dry_run, stale_after_s=stale_after)
+    if as_json:
+        emit(asdict(report))
+        return
+    for line in _gc_lines(report):
+        typer.echo(line)
+
+
+@store_app.command("delete")
+def store_delete(
+    version: Annotated[str, typer.Argument(help="Version name.")], store: StoreUrlOpt = "store"
+) -> None:
+    """Delete one version (refused for current, aliased, pinned or rollback-target versions)."""
+    model_store = _open_store(store)
+    with _reported():
+        model_store.delete(version)
+    typer.echo(f"deleted {version}")
+
+
+def _change_line(change: Change) -> str:
+    """One readable line of a diff."""
+    if change.section == "files":
+        old = f"{change.old['size']:,} B" if change.old else "absent"
+        new = f"{change.new['size']:,} B" if change.new else "absent"
+        return f"{change.path}: {old} -> {new}" + (" (content differs)" if change.old and change.new else "")
+    line = f"{change.path}: {_format_number(change.old)} -> {_format_number(change.new)}"
+    if change.delta is not None:
+        line += f" ({change.delta:+.4g})"
+    return line
+
+
+@store_app.command("diff")
+def store_diff(
+    a: Annotated[str, typer.Argument(help="Older version or alias.")],
+    b: Annotated[str, typer.Argument(help="Newer version or alias.")],
+    store: StoreUrlOpt = "store",
+    as_json: JsonOpt = False,
+) -> None:
+    """Config, metric, dataset, bit width, library and file changes from A to B."""
+    model_store = _open_store(store)
+    with _reported():
+        name_a, name_b = model_store.resolve(a), model_store.resolve(b)
+        changes = model_store.diff(name_a, name_b)
+    if as_json:
+        emit({"a": name_a, "b": name_b, "changes": [change.as_dict() for change in changes]})
+        return
+    typer.echo(f"{name_a} -> {name_b}: {len(changes)} change(s)")
+    for change in changes:
+        typer.echo(f"  {_change_line(change)}")

@@ -1,16 +1,22 @@
 """Versioned, checksummed artifacts: the only contract between the indexer and the service."""
 
+from model_store.diff import Change
 from model_store.errors import CorruptVersion, StoreError, UnsupportedFormat, VersionNotFound
 from model_store.manifest import FORMAT_VERSION, FileEntry, Manifest
-from model_store.store import Artifact, ModelStore, check_name
+from model_store.names import check_name
+from model_store.refs import RefEvent
+from model_store.store import Artifact, GcReport, ModelStore
 
 __all__ = [
     "FORMAT_VERSION",
     "Artifact",
+    "Change",
     "CorruptVersion",
     "FileEntry",
+    "GcReport",
     "Manifest",
     "ModelStore",
+    "RefEvent",
     "StoreError",
     "UnsupportedFormat",
     "VersionNotFound",

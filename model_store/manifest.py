@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The on-disk format this code writes. Readers accept every version up to this one.
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+#: sha256 of manifest.json, in ``sha256sum -c`` format.
+SUMS_NAME = "manifest.sha256"
 
 
 class FileEntry(BaseModel):

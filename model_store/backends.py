@@ -1,0 +1,379 @@
+"""Where a store's bytes live: a local directory, or any fsspec filesystem (S3 and compatible).
+
+Keys are relative POSIX paths such as ``versions/v1/manifest.json``. A backend only moves bytes;
+the store layout and its rules live in :mod:`model_store.store`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import datetime
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from model_store.errors import StoreError
+from model_store.fsutil import HASH_CHUNK, append_durable, atomic_write, sha256_file
+
+#: fsspec protocols treated as remote stores when they appear as ``PROTOCOL://...``.
+REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
+_COLLAPSED = re.compile(r"^(" + "|".join(REMOTE_PROTOCOLS) + r"):/([^/].*)$")
+LOCK_KEY = ".lock"
+
+
+def parse_location(location: str | os.PathLike[str]) -> tuple[str, Path | None]:
+    """Split a store location into its URL and, for a local store, its directory.
+
+    ``s3://bucket/prefix`` (and the other fsspec protocols in ``REMOTE_PROTOCOLS``) is remote;
+    ``file:///dir`` and plain paths are local. A ``Path("s3://b/p")``, which pathlib collapses
+    to ``s3:/b/p``, is recognised as the URL it was.
+    """
+    text = os.fspath(location)
+    if isinstance(location, PurePath) and (collapsed := _COLLAPSED.match(text)):
+        text = f"{collapsed.group(1)}://{collapsed.group(2)}"
+    match = _URL.match(text)
+    if match is None:
+        path = Path(text).expanduser()
+        return str(path), path
+    protocol, rest = match.groups()
+    if protocol == "file":
+        path = Path(rest).expanduser()
+        return str(path), path
+    if protocol not in REMOTE_PROTOCOLS:
+        raise StoreError(f"unsupported store URL {text!r}: use a directory or one of {REMOTE_PROTOCOLS}")
+    if not rest.strip("/"):
+        raise StoreError(f"store URL {text!r} names no bucket")
+    return f"{protocol}://{rest.rstrip('/')}", None
+
+
+class Backend(ABC):
+    """Byte storage under one root; every method takes a relative key."""
+
+    url: str
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """Whole object; FileNotFoundError if missing."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Create or replace an object; readers see the old or the new content, never a mix."""
+
+    @abstractmethod
+    def append_record(self, key: str, line: bytes) -> None:
+        """Append one line to a log object (callers hold the store lock)."""
+
+    @abstractmethod
+    def list_names(self, key: str) -> list[str]:
+        """Names directly under ``key`` (files and folders); empty if it does not exist."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object (or folder) exists."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Size in bytes; FileNotFoundError if missing."""
+
+    @abstractmethod
+    def sha256(self, key: str) -> str:
+        """Hex sha256 of an object, streamed."""
+
+    @abstractmethod
+    def newest_mtime(self, key: str) -> float | None:
+        """Latest modification time (epoch seconds) of anything under ``key``, None if empty."""
+
+    @abstractmethod
+    def remove(self, key: str) -> None:
+        """Delete one object if it exists."""
+
+    @abstractmethod
+    def remove_tree(self, key: str) -> None:
+        """Delete everything under ``key``."""
+
+    @abstractmethod
+    def fetch(self, key: str, dest: Path) -> None:
+        """Copy an object to a local file."""
+
+    @abstractmethod
+    def lock(self) -> AbstractContextManager[None]:
+        """The store-wide lock serializing ref changes, gc and deletes (reentrant)."""
+
+
+class LocalBackend(Backend):
+    """A directory on a local (or POSIX network) filesystem; fsync'd, rename-based writes.
+
+    Parameters
+    ----------
+    root : Path
+        Store directory; created on the first write.
+    lock_timeout : float
+        Seconds to wait for the store lock before giving up.
+    """
+
+    def __init__(self, root: Path, lock_timeout: float = 60.0) -> None:
+        self.root = root
+        self.url = str(root)
+        self.lock_timeout = lock_timeout
+
+    def path(self, key: str) -> Path:
+        """Local path of a key."""
+        return self.root / key if key else self.root
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+
+    def append_record(self, key: str, line: bytes) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        append_durable(path, line)
+
+    def list_names(self, key: str) -> list[str]:
+        path = self.path(key)
+        return sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
+
+    def sha256(self, key: str) -> str:
+        return sha256_file(self.path(key))
+
+    def newest_mtime(self, key: str) -> float | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        times = [p.stat().st_mtime for p in [path, *path.rglob("*")]]
+        return max(times)
+
+    def remove(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def remove_tree(self, key: str) -> None:
+        shutil.rmtree(self.path(key), ignore_errors=True)
+
+    def fetch(self, key: str, dest: Path) -> None:
+        shutil.copyfile(self.path(key), dest)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        file_lock = FileLock(str(self.root / LOCK_KEY), timeout=self.lock_timeout)
+        try:
+            file_lock.acquire()
+        except Timeout:
+            raise StoreError(
+                f"store {self.url} is locked by another process for more than {self.lock_timeout:g} s"
+            ) from None
+        try:
+            yield
+        finally:
+            file_lock.release()
+
+
+def _mtime(info: Mapping[str, Any]) -> float | None:
+    """Modification time of an fsspec info record, as epoch seconds."""
+    for field in ("LastModified", "mtime", "created"):
+        value = info.get(field)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+class FsspecBackend(Backend):
+    """Objects under a prefix of an fsspec filesystem (``s3://bucket/prefix``, ``memory://x``).
+
+    There is no rename: a writer uploads files in an order that makes them visible only when
+    complete (see :mod:`model_store.store`). Single-object PUTs are atomic. The store lock is an
+    object created with an exclusive (If-None-Match) write, held with a lease that expires after
+    ``lock_ttl`` seconds so that a crashed holder cannot block the store forever.
+
+    Parameters
+    ----------
+    url : str
+        ``protocol://bucket/prefix``.
+    storage_options : mapping, optional
+        Passed to the fsspec filesystem (e.g. ``endpoint_url``, ``key``, ``secret``). For S3,
+        listings are never cached, so every replica sees new versions at once.
+    lock_timeout : float
+        Seconds to wait for the store lock.
+    lock_ttl : float
+        Lease of the lock object; a lock older than this is broken.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        lock_timeout: float = 60.0,
+        lock_ttl: float = 120.0,
+    ) -> None:
+        import fsspec
+
+        options = dict(storage_options or {})
+        if url.startswith(("s3://", "s3a://")):
+            options.setdefault("use_listings_cache", False)
+            options.setdefault("skip_instance_cache", True)
+        self.url = url
+        self.fs, base = fsspec.core.url_to_fs(url, **options)
+        self.base = base.rstrip("/")
+        self.lock_timeout = lock_timeout
+        self.lock_ttl = lock_ttl
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+
+    def _p(self, key: str) -> str:
+        """Full filesystem path of a key."""
+        return f"{self.base}/{key}" if key else self.base
+
+    def read_bytes(self, key: str) -> bytes:
+        return bytes(self.fs.cat_file(self._p(key)))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._p(key), data)
+
+    def append_record(self, key: str, line: bytes) -> None:
+        try:
+            old = self.read_bytes(key)
+        except FileNotFoundError:
+            old = b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        self.put_bytes(key, old + (line if line.endswith(b"\n") else line + b"\n"))
+
+    def list_names(self, key: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self._p(key), detail=False)
+        except FileNotFoundError:
+            return []
+        own = self._p(key).strip("/")
+        paths = {str(entry).strip("/") for entry in entries}
+        return sorted(PurePosixPath(path).name for path in paths if path and path != own)
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._p(key)))
+
+    def size(self, key: str) -> int:
+        info = self.fs.info(self._p(key))
+        if info.get("type") == "directory":
+            raise FileNotFoundError(self._p(key))
+        return int(info["size"])
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(self._p(key), "rb", block_size=HASH_CHUNK * 8) as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def newest_mtime(self, key: str) -> float | None:
+        try:
+            found = self.fs.find(self._p(key), detail=True)
+        except FileNotFoundError:
+            return None
+        times = [t for info in found.values() if (t := _mtime(info)) is not None]
+        return max(times) if times else None
+
+    def remove(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            self.fs.rm_file(self._p(key))
+
+    def remove_tree(self, key: str) -> None:
+        try:
+            paths = list(self.fs.find(self._p(key)))
+        except FileNotFoundError:
+            return
+        if paths:
+            self.fs.rm(paths)
+
+    def fetch(self, key: str, dest: Path) -> None:
+        self.fs.get_file(self._p(key), str(dest))
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._depth == 0:
+                token = self._acquire_lease()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release_lease(token)
+
+    def _read_lease(self) -> dict[str, Any] | None:
+        """The current lock holder's record, None if there is no lock object."""
+        try:
+            record = json.loads(self.read_bytes(LOCK_KEY))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"expires": 0.0}
+        return record if isinstance(record, dict) else {"expires": 0.0}
+
+    def _acquire_lease(self) -> str:
+        """Create the lock object exclusively; break it if its lease ran out."""
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            record = {
+                "owner": token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "expires": time.time() + self.lock_ttl,
+            }
+            try:
+                self.fs.pipe_file(self._p(LOCK_KEY), json.dumps(record).encode(), mode="create")
+                return token
+            except FileExistsError:
+                holder = self._read_lease()
+            if holder is not None and float(holder.get("expires", 0.0)) < time.time():
+                self.remove(LOCK_KEY)  # an expired lease: its holder died or hung
+                continue
+            if time.monotonic() > deadline:
+                who = f"{holder.get('host')} pid {holder.get('pid')}" if holder else "another writer"
+                raise StoreError(f"store {self.url} is locked by {who} for more than {self.lock_timeout:g} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _release_lease(self, token: str) -> None:
+        """Delete the lock object if it is still ours."""
+        holder = self._read_lease()
+        if holder is not None and holder.get("owner") == token:
+            self.remove(LOCK_KEY)
+
+
+def make_backend(
+    url: str,
+    local: Path | None,
+    storage_options: Mapping[str, Any] | None = None,
+    lock_timeout: float = 60.0,
+) -> Backend:
+    """The backend for a location returned by :func:`parse_location`."""
+    if local is not None:
+        return LocalBackend(local, lock_timeout)
+    return FsspecBackend(url, storage_options, lock_timeout)
