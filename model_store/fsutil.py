@@ -40,6 +40,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (write a hidden sibling, fsync, rename, fsync dir)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600: readers may run as another user
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
