@@ -32,6 +32,8 @@ REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
 _COLLAPSED = re.compile(r"^(" + "|".join(REMOTE_PROTOCOLS) + r"):/([^/].*)$")
 LOCK_KEY = ".lock"
+#: Objects up to this size are hashed from one GET instead of a ranged stream.
+SMALL_OBJECT = 32 << 20
 
 
 def parse_location(location: str | os.PathLike[str]) -> tuple[str, Path | None]:
@@ -85,12 +87,21 @@ class Backend(ABC):
         """Whether an object (or folder) exists."""
 
     @abstractmethod
-    def size(self, key: str) -> int:
-        """Size in bytes; FileNotFoundError if missing."""
+    def sizes(self, key: str) -> dict[str, int]:
+        """Sizes of the files directly under folder ``key`` (one listing on object stores)."""
 
     @abstractmethod
-    def sha256(self, key: str) -> str:
-        """Hex sha256 of an object, streamed."""
+    def sha256(self, key: str, size: int | None = None) -> str:
+        """Hex sha256 of an object (``size``, when known, saves a request)."""
+
+    def sha256_many(self, sizes: Mapping[str, int]) -> dict[str, str]:
+        """Hex sha256 of several objects, keyed like ``sizes`` (key -> known size)."""
+        return {key: self.sha256(key, size) for key, size in sizes.items()}
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        """Upload several objects (concurrently where the backend can)."""
+        for key, data in objects.items():
+            self.put_bytes(key, data)
 
     @abstractmethod
     def newest_mtime(self, key: str) -> float | None:
@@ -153,10 +164,13 @@ class LocalBackend(Backend):
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
-    def size(self, key: str) -> int:
-        return self.path(key).stat().st_size
+    def sizes(self, key: str) -> dict[str, int]:
+        path = self.path(key)
+        if not path.is_dir():
+            return {}
+        return {entry.name: entry.stat().st_size for entry in path.iterdir() if entry.is_file()}
 
-    def sha256(self, key: str) -> str:
+    def sha256(self, key: str, size: int | None = None) -> str:
         return sha256_file(self.path(key))
 
     def newest_mtime(self, key: str) -> float | None:
@@ -235,7 +249,6 @@ class FsspecBackend(Backend):
         options = dict(storage_options or {})
         if url.startswith(("s3://", "s3a://")):
             options.setdefault("use_listings_cache", False)
-            options.setdefault("skip_instance_cache", True)
         self.url = url
         self.fs, base = fsspec.core.url_to_fs(url, **options)
         self.base = base.rstrip("/")
@@ -275,18 +288,40 @@ class FsspecBackend(Backend):
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._p(key)))
 
-    def size(self, key: str) -> int:
-        info = self.fs.info(self._p(key))
-        if info.get("type") == "directory":
-            raise FileNotFoundError(self._p(key))
-        return int(info["size"])
+    def sizes(self, key: str) -> dict[str, int]:
+        try:
+            entries = self.fs.ls(self._p(key), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            PurePosixPath(str(info["name"]).strip("/")).name: int(info["size"])
+            for info in entries
+            if info.get("type") == "file"
+        }
 
-    def sha256(self, key: str) -> str:
+    def sha256(self, key: str, size: int | None = None) -> str:
+        if size is not None and size <= SMALL_OBJECT:
+            return hashlib.sha256(self.read_bytes(key)).hexdigest()  # one GET
         digest = hashlib.sha256()
         with self.fs.open(self._p(key), "rb", block_size=HASH_CHUNK * 8) as handle:
             while chunk := handle.read(HASH_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def sha256_many(self, sizes: Mapping[str, int]) -> dict[str, str]:
+        small = [key for key, size in sizes.items() if size <= SMALL_OBJECT]
+        out = {}
+        if small:
+            fetched = self.fs.cat([self._p(key) for key in small])  # concurrent GETs
+            out = {key: hashlib.sha256(fetched[self._p(key)]).hexdigest() for key in small}
+        for key, size in sizes.items():
+            if key not in out:
+                out[key] = self.sha256(key, size)
+        return out
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        if objects:
+            self.fs.pipe({self._p(key): data for key, data in objects.items()})  # concurrent PUTs
 
     def newest_mtime(self, key: str) -> float | None:
         try:

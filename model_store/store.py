@@ -46,6 +46,8 @@ VERSIONS, REFS, LOGS, PINS, STAGING = "versions", "refs", "logs", "pins", ".stag
 CURRENT = "current"
 #: Incomplete remote versions younger than this are assumed to be still uploading.
 DEFAULT_STALE_AFTER_S = 3600.0
+#: Remote publish uploads files concurrently in batches of about this many bytes.
+UPLOAD_BATCH_BYTES = 64 << 20
 _RESERVED_FILES = {MANIFEST_NAME, SUMS_NAME}
 
 # Kept importable from here for callers of the first release.
@@ -323,11 +325,17 @@ class ModelStore:
         files = {}
         visible = False
         try:
+            batch: dict[str, bytes] = {}
             for file_name, data in _payload(arrays, blobs):
-                self.backend.put_bytes(f"{prefix}/{file_name}", data)
                 files[file_name] = FileEntry(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+                batch[f"{prefix}/{file_name}"] = data
+                if sum(len(d) for d in batch.values()) >= UPLOAD_BATCH_BYTES:
+                    self.backend.put_many(batch)
+                    batch = {}
+            self.backend.put_many(batch)
+            uploaded = self.backend.sizes(prefix)
             for file_name, entry in files.items():
-                if self.backend.size(f"{prefix}/{file_name}") != entry.size:
+                if uploaded.get(file_name) != entry.size:
                     raise StoreError(f"{file_name} has the wrong size after upload")
             manifest_bytes = self._manifest_bytes(version, files, meta)
             with self._lock():
@@ -355,8 +363,8 @@ class ModelStore:
         except StoreError:
             raise StoreError(f"ref {alias} of store {self.url} is damaged ({name[:40]!r})") from None
 
-    def _move_ref(self, alias: str, version: str | None, action: str) -> None:
-        """Point (or, with None, remove) an alias and log it; the caller holds the lock."""
+    def _move_ref(self, alias: str, version: str | None, action: str) -> str | None:
+        """Point (or, with None, remove) an alias and log it; returns the old value. Caller locks."""
         previous = self._read_ref(alias)
         key = f"{REFS}/{check_name(alias, 'alias')}"
         if version is None:
@@ -365,6 +373,7 @@ class ModelStore:
             self.backend.put_bytes(key, f"{check_name(version)}\n".encode())
         event = RefEvent.now(alias, action, version, previous)
         self.backend.append_record(f"{LOGS}/{alias}.log", event.to_line())
+        return previous
 
     def current(self) -> str | None:
         """Name of the current version, or None when nothing was published.
@@ -407,9 +416,7 @@ class ModelStore:
         check_name(alias, "alias")
         with self._lock():
             self.verify(version)
-            previous = self._read_ref(alias)
-            self._move_ref(alias, version, "promote")
-            return previous
+            return self._move_ref(alias, version, "promote")
 
     def set_alias(self, alias: str, version: str) -> None:
         """Point ``alias`` at a verified ``version`` (same as ``promote(version, alias)``)."""
@@ -572,17 +579,18 @@ class ModelStore:
             raise CorruptVersion(f"version {version}: {SUMS_NAME} is missing") from None
         if sums.strip() != sums_line(raw).strip():
             raise CorruptVersion(f"version {version}: {MANIFEST_NAME} fails its sha256 check")
+        sizes = self.backend.sizes(prefix)
         for file_name, entry in manifest.files.items():
-            key = f"{prefix}/{check_name(file_name, 'file')}"
-            try:
-                size = self.backend.size(key)
-            except FileNotFoundError:
-                raise CorruptVersion(f"version {version}: {file_name} is missing") from None
+            size = sizes.get(check_name(file_name, "file"))
+            if size is None:
+                raise CorruptVersion(f"version {version}: {file_name} is missing")
             if size != entry.size:
                 raise CorruptVersion(
                     f"version {version}: {file_name} has {size} bytes, manifest says {entry.size}"
                 )
-            if self.backend.sha256(key) != entry.sha256:
+        digests = self.backend.sha256_many({f"{prefix}/{name}": e.size for name, e in manifest.files.items()})
+        for file_name, entry in manifest.files.items():
+            if digests[f"{prefix}/{file_name}"] != entry.sha256:
                 raise CorruptVersion(f"version {version}: {file_name} fails its sha256 check")
         return manifest
 
@@ -613,9 +621,13 @@ class ModelStore:
                 pass  # a damaged cached copy: fetch it again
         shutil.rmtree(cache.versions_dir / version, ignore_errors=True)
         fetch_version(self.backend, version, [*manifest.files, SUMS_NAME, MANIFEST_NAME], self.cache_dir)
-        artifact = cache.open(version)
-        if (artifact.path / MANIFEST_NAME).read_bytes() != raw:
-            raise CorruptVersion(f"version {version}: {MANIFEST_NAME} changed while downloading")
+        try:
+            artifact = cache.open(version)
+            if (artifact.path / MANIFEST_NAME).read_bytes() != raw:
+                raise CorruptVersion(f"version {version}: {MANIFEST_NAME} changed while downloading")
+        except StoreError:
+            shutil.rmtree(cache.versions_dir / version, ignore_errors=True)  # never keep a bad copy
+            raise
         return artifact
 
     def size(self, version: str) -> int:
