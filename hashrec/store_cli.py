@@ -189,12 +189,17 @@ def store_show(version: VersionArg, store: StoreUrlOpt = "store", as_json: JsonO
     typer.echo(f"aliases         {', '.join(labels) or '-'}")
     for section in ("dataset", "config", "metrics", "libraries"):
         typer.echo(f"{section}:")
-        for key, value in flatten(getattr(manifest, section)).items():
+        values = flatten(getattr(manifest, section))
+        for key, value in values.items():
             typer.echo(f"  {key} = {_format_number(value)}")
+        if not values:
+            typer.echo("  (none)")
     total = sum(entry.size for entry in manifest.files.values())
     typer.echo(f"files ({len(manifest.files)}, {_human_bytes(total)}):")
-    for file_name, entry in sorted(manifest.files.items()):
-        typer.echo(f"  {file_name}  {entry.size:,} B  sha256 {entry.sha256[:16]}")
+    _table(
+        ["  name", "bytes", "sha256"],
+        [[f"  {name}", f"{e.size:,}", e.sha256[:16]] for name, e in sorted(manifest.files.items())],
+    )
 
 
 @store_app.command("verify")

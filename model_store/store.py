@@ -515,17 +515,20 @@ class ModelStore:
         return sorted(manifests, key=lambda m: (m.created_at, m.version))
 
     def version_folders(self) -> list[str]:
-        """Names of every version folder, readable or not; remote uploads still lacking a manifest
-        are left out (they are not versions yet)."""
-        names = []
+        """Every version folder: listed versions oldest first, then unreadable ones by name.
+
+        Remote uploads still lacking a manifest are left out (they are not versions yet).
+        """
+        listed = [m.version for m in self.list_versions()]
+        others = []
         for name in self.backend.list_names(VERSIONS):
             try:
                 check_name(name)
             except StoreError:
                 continue
-            if not self.is_remote or self._version_exists(name):
-                names.append(name)
-        return names
+            if name not in listed and (not self.is_remote or self._version_exists(name)):
+                others.append(name)
+        return listed + others
 
     def manifest(self, version: str) -> Manifest:
         """The parsed manifest of a version (not verified: see :meth:`verify`)."""
