@@ -83,17 +83,25 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         )
 
 
-def _headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The served-ranking metrics if present, else every top-level number."""
+def _headline_metrics(metrics: dict[str, Any]) -> str:
+    """'served recall@20=0.1523 ndcg@20=0.0898' (the served ranking), else every top-level number."""
     served = metrics.get("served")
     if isinstance(served, dict):
-        return {f"served {key}": value for key, value in served.items()}
-    return {key: value for key, value in metrics.items() if isinstance(value, int | float)}
+        ranked = {k: v for k, v in served.items() if "@" in k} or served
+        keys = sorted(ranked, key=lambda k: (not k.startswith("recall"), k))
+        return "served " + " ".join(f"{k}={_format_number(ranked[k])}" for k in keys)
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return " ".join(f"{k}={_format_number(v)}" for k, v in numbers.items())
 
 
 def _format_number(value: Any) -> str:
-    """Floats to 4 decimals, everything else as is."""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """Floats to 4 decimals, lists by their length, long text cut, everything else as is."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list | tuple):
+        return f"[{len(value)} items]"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _labels(store: ModelStore) -> dict[str, list[str]]:
@@ -146,9 +154,7 @@ def store_list(store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
         return
     table = []
     for manifest, row in zip(manifests, rows, strict=True):
-        metrics = ", ".join(
-            f"{k}={_format_number(v)}" for k, v in _headline_metrics(manifest.metrics).items()
-        )
+        metrics = _headline_metrics(manifest.metrics)
         table.append(
             [
                 ("* " if row["current"] else "  ") + manifest.version,

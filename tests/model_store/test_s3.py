@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ moto_server = pytest.importorskip(
 )
 
 from model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound  # noqa: E402
-from model_store.backends import FsspecBackend, parse_location  # noqa: E402
+from model_store.backends import FsspecBackend  # noqa: E402
 from service.model import ServingModel  # noqa: E402
 from tests.conftest import planted_arrays, publish_arrays  # noqa: E402
 
@@ -166,14 +165,3 @@ def test_store_cli_on_s3_with_aws_environment(endpoint, url, tiny, tmp_path):
     assert promoted.exit_code == 0 and f"production: (unset) -> {v2}" in promoted.stdout
     verified = runner.invoke(app, ["store", "verify", "--store", url])
     assert verified.exit_code == 0 and verified.stdout.count("ok ") == 2
-
-
-def test_store_locations_are_parsed():
-    assert parse_location("s3://bucket/prefix/") == ("s3://bucket/prefix", None)
-    assert parse_location(Path("s3://bucket/prefix")) == ("s3://bucket/prefix", None)
-    assert parse_location("file:///tmp/x") == ("/tmp/x", Path("/tmp/x"))
-    assert parse_location(Path("relative/dir"))[1] == Path("relative/dir")
-    with pytest.raises(StoreError, match="unsupported store URL"):
-        parse_location("ftp://host/x")
-    with pytest.raises(StoreError, match="names no bucket"):
-        parse_location("s3://")
