@@ -6,6 +6,7 @@ the store layout and its rules live in :mod:`model_store.store`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,11 +17,11 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -32,6 +33,7 @@ REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
 _COLLAPSED = re.compile(r"^(" + "|".join(REMOTE_PROTOCOLS) + r"):/([^/].*)$")
 LOCK_KEY = ".lock"
+T = TypeVar("T")
 #: Objects up to this size are hashed from one GET instead of a ranged stream.
 SMALL_OBJECT = 32 << 20
 
@@ -205,6 +207,25 @@ class LocalBackend(Backend):
             file_lock.release()
 
 
+def _remote_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Report a remote failure (network, permissions, server) as StoreError.
+
+    ``FileNotFoundError`` and ``FileExistsError`` pass through: the store reads them as answers.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: FsspecBackend, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except (FileNotFoundError, FileExistsError, StoreError):
+            raise
+        except Exception as err:
+            detail = str(err).splitlines()[0] if str(err).strip() else ""
+            raise StoreError(f"store {self.url}: {type(err).__name__}: {detail}".rstrip(": ")) from err
+
+    return wrapper
+
+
 def _mtime(info: Mapping[str, Any]) -> float | None:
     """Modification time of an fsspec info record, as epoch seconds."""
     for field in ("LastModified", "mtime", "created"):
@@ -261,12 +282,15 @@ class FsspecBackend(Backend):
         """Full filesystem path of a key."""
         return f"{self.base}/{key}" if key else self.base
 
+    @_remote_errors
     def read_bytes(self, key: str) -> bytes:
         return bytes(self.fs.cat_file(self._p(key)))
 
+    @_remote_errors
     def put_bytes(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._p(key), data)
 
+    @_remote_errors
     def append_record(self, key: str, line: bytes) -> None:
         try:
             old = self.read_bytes(key)
@@ -276,6 +300,7 @@ class FsspecBackend(Backend):
             old += b"\n"
         self.put_bytes(key, old + (line if line.endswith(b"\n") else line + b"\n"))
 
+    @_remote_errors
     def list_names(self, key: str) -> list[str]:
         try:
             entries = self.fs.ls(self._p(key), detail=False)
@@ -285,9 +310,11 @@ class FsspecBackend(Backend):
         paths = {str(entry).strip("/") for entry in entries}
         return sorted(PurePosixPath(path).name for path in paths if path and path != own)
 
+    @_remote_errors
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._p(key)))
 
+    @_remote_errors
     def sizes(self, key: str) -> dict[str, int]:
         try:
             entries = self.fs.ls(self._p(key), detail=True)
@@ -299,6 +326,7 @@ class FsspecBackend(Backend):
             if info.get("type") == "file"
         }
 
+    @_remote_errors
     def sha256(self, key: str, size: int | None = None) -> str:
         if size is not None and size <= SMALL_OBJECT:
             return hashlib.sha256(self.read_bytes(key)).hexdigest()  # one GET
@@ -308,6 +336,7 @@ class FsspecBackend(Backend):
                 digest.update(chunk)
         return digest.hexdigest()
 
+    @_remote_errors
     def sha256_many(self, sizes: Mapping[str, int]) -> dict[str, str]:
         small = [key for key, size in sizes.items() if size <= SMALL_OBJECT]
         out = {}
@@ -319,10 +348,12 @@ class FsspecBackend(Backend):
                 out[key] = self.sha256(key, size)
         return out
 
+    @_remote_errors
     def put_many(self, objects: Mapping[str, bytes]) -> None:
         if objects:
             self.fs.pipe({self._p(key): data for key, data in objects.items()})  # concurrent PUTs
 
+    @_remote_errors
     def newest_mtime(self, key: str) -> float | None:
         try:
             found = self.fs.find(self._p(key), detail=True)
@@ -331,10 +362,12 @@ class FsspecBackend(Backend):
         times = [t for info in found.values() if (t := _mtime(info)) is not None]
         return max(times) if times else None
 
+    @_remote_errors
     def remove(self, key: str) -> None:
         with suppress(FileNotFoundError):
             self.fs.rm_file(self._p(key))
 
+    @_remote_errors
     def remove_tree(self, key: str) -> None:
         try:
             paths = list(self.fs.find(self._p(key)))
@@ -343,6 +376,7 @@ class FsspecBackend(Backend):
         if paths:
             self.fs.rm(paths)
 
+    @_remote_errors
     def fetch(self, key: str, dest: Path) -> None:
         self.fs.get_file(self._p(key), str(dest))
 
@@ -369,6 +403,7 @@ class FsspecBackend(Backend):
             return {"expires": 0.0}
         return record if isinstance(record, dict) else {"expires": 0.0}
 
+    @_remote_errors
     def _acquire_lease(self) -> str:
         """Create the lock object exclusively; break it if its lease ran out."""
         token = secrets.token_hex(8)
@@ -395,6 +430,7 @@ class FsspecBackend(Backend):
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    @_remote_errors
     def _release_lease(self, token: str) -> None:
         """Delete the lock object if it is still ours."""
         holder = self._read_lease()

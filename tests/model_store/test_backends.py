@@ -83,3 +83,16 @@ def test_remote_code_path_on_an_in_memory_filesystem(memory_store, tmp_path):
     assert memory_store.gc(keep=0).deleted == [v2]
     assert not (tmp_path / "cache" / "versions" / v2).exists()
     assert memory_store.backend.list_names("versions") == [v1]
+
+
+def test_an_unreachable_s3_endpoint_is_a_store_error_not_a_crash():
+    pytest.importorskip("s3fs", reason="s3fs is not installed")
+    options = {
+        "endpoint_url": "http://127.0.0.1:9",
+        "key": "k",
+        "secret": "s",
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+    }
+    store = ModelStore("s3://bucket/prefix", storage_options=options)
+    with pytest.raises(StoreError, match="store s3://bucket/prefix: EndpointConnectionError"):
+        store.current()  # what the service polls: it logs StoreError and keeps serving
