@@ -414,8 +414,10 @@ class ModelStore:
             The version is missing or fails verification; nothing changes.
         """
         check_name(alias, "alias")
+        self.verify(version)  # outside the lock: re-hashing a large version may take a while
         with self._lock():
-            self.verify(version)
+            if not self._version_exists(version):  # deleted meanwhile
+                raise VersionNotFound(f"version {version!r} not found in {self.url}")
             return self._move_ref(alias, version, "promote")
 
     def set_alias(self, alias: str, version: str) -> None:
@@ -459,16 +461,27 @@ class ModelStore:
         StoreError
             The alias is unset or has no earlier version that still exists.
         """
-        with self._lock():
-            current = self._read_ref(alias)
-            if current is None:
-                raise VersionNotFound(f"alias {alias!r} is not set in store {self.url}")
-            target = self.rollback_target(alias)
-            if target is None:
-                raise StoreError(f"{alias} ({current}) has no earlier version to roll back to")
-            self.verify(target)
-            self._move_ref(alias, target, "rollback")
-            return target
+        verified: str | None = None
+        for _ in range(3):  # verify outside the lock; retry if the alias moved meanwhile
+            target = self._rollback_plan(alias)
+            if target != verified:
+                self.verify(target)
+                verified = target
+            with self._lock():
+                if self._rollback_plan(alias) == target and self._version_exists(target):
+                    self._move_ref(alias, target, "rollback")
+                    return target
+        raise StoreError(f"{alias} kept changing during the rollback: try again")
+
+    def _rollback_plan(self, alias: str) -> str:
+        """The rollback target of an alias, or a StoreError saying why there is none."""
+        current = self._read_ref(alias)
+        if current is None:
+            raise VersionNotFound(f"alias {alias!r} is not set in store {self.url}")
+        target = self.rollback_target(alias)
+        if target is None:
+            raise StoreError(f"{alias} ({current}) has no earlier version to roll back to")
+        return target
 
     # ---- pins ---------------------------------------------------------------------------------
     def pins(self) -> dict[str, dict[str, Any]]:
