@@ -1,0 +1,194 @@
+"""Encoders x sign-code bits x candidates on a dataset: full precision, Hamming, served.
+
+Trains each encoder once with the indexer's own code (``indexer.build.train_embeddings``), then
+encodes sign codes at several bit widths and evaluates with the service's own searchers.
+
+    python benchmarks/foundation.py --data ../shared/datasets/gowalla --out benchmarks/results/foundation
+
+Writes ``results.json``, ``results.md`` and ``served_recall.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from indexer.build import IndexConfig, recommender_arrays, train_embeddings
+from indexer.codes import SignQuantizer
+from indexer.data import load_interactions
+from indexer.metrics import evaluate_rankings
+from service.model import ServingModel
+from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+
+PUBLISHED = {
+    "gowalla": {"LightGCN (paper, L=3)": (0.1823, 0.1555), "LightGCN (paper, L=4)": (0.1830, 0.1550)}
+}
+
+
+def evaluate(searcher: Searcher, test, k: int = 20) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = evaluate_rankings(lambda users, kk: searcher.search_users(users, kk).items, test, ks=(k,))
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    data = load_interactions(args.data)
+    rows = []
+    for encoder in args.encoders:
+        cfg = IndexConfig(
+            encoder=encoder,
+            epochs=args.epochs,
+            progress=False,
+            seed=args.seed,
+            dim=256 if encoder == "gfcf" else args.dim,
+            layers=args.layers,
+        )
+        started = time.perf_counter()
+        users, items, encoder_config = train_embeddings(data, cfg)
+        train_seconds = time.perf_counter() - started
+        full = None
+        for bits in args.bits:
+            arrays = recommender_arrays(data, users, items, SignQuantizer(bits, cfg.code_transform, cfg.seed))
+            model = ServingModel.from_arrays(f"{encoder}-{bits}", arrays)
+            if full is None:
+                full = evaluate(ExactSearcher(model), data.test)
+            row = {
+                "encoder": encoder,
+                "dim": int(users.shape[1]),
+                "bits": bits,
+                "train_seconds": round(train_seconds, 1),
+                "epochs_run": len(encoder_config.get("history", [])),
+                "full": full,
+                "hamming": evaluate(HammingSearcher(model), data.test),
+            }
+            for candidates in args.candidates:
+                row[f"served_c{candidates}"] = evaluate(
+                    TwoStageSearcher(model, candidates=candidates), data.test
+                )
+            rows.append(row)
+            logging.info("%s", json.dumps(row))
+    return {
+        "rows": rows,
+        "machine": machine(),
+        "data": str(args.data),
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "data")},
+    }
+
+
+def machine() -> dict[str, object]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    import os
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+def write_report(result: dict[str, object], out: Path, candidates: list[int]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    rows = result["rows"]  # type: ignore[index]
+    m = result["machine"]  # type: ignore[index]
+    head = (
+        "| encoder | dim | bits | train s | full R@20 | full N@20 | Hamming R@20 | "
+        + " | ".join(f"served C={c} R@20 | N@20" for c in candidates)
+        + " |"
+    )
+    lines = [
+        f"Data: `{result['data']}`. Machine: {m['cpus']} CPUs, Python {m['python']}, "  # type: ignore[index]
+        f"{m['date']}, commit {m['commit']}.",
+        "",
+        head,
+        "|" + "---|" * (7 + 2 * len(candidates)),
+    ]
+    for row in rows:  # type: ignore[union-attr]
+        cells = [
+            row["encoder"],
+            row["dim"],
+            row["bits"],
+            row["train_seconds"],
+            row["full"]["recall@20"],
+            row["full"]["ndcg@20"],
+            row["hamming"]["recall@20"],
+        ]
+        for c in candidates:
+            cells += [row[f"served_c{c}"]["recall@20"], row[f"served_c{c}"]["ndcg@20"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(rows, out / "served_recall.png", candidates)  # type: ignore[arg-type]
+
+
+def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: ignore[type-arg]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for encoder in sorted({r["encoder"] for r in rows}):
+        mine = [r for r in rows if r["encoder"] == encoder]
+        bits = [r["bits"] for r in mine]
+        line = ax.axhline(mine[0]["full"]["recall@20"], linestyle="--", linewidth=1)
+        color = line.get_color()
+        ax.plot(
+            bits,
+            [r["hamming"]["recall@20"] for r in mine],
+            ":",
+            color=color,
+            marker="x",
+            label=f"{encoder} Hamming only",
+        )
+        for c, style in zip(candidates, ["-o", "-s", "-^"], strict=False):
+            ax.plot(
+                bits,
+                [r[f"served_c{c}"]["recall@20"] for r in mine],
+                style,
+                color=color,
+                label=f"{encoder} served C={c}",
+            )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("code bits")
+    ax.set_ylabel("Recall@20")
+    ax.set_title("Served ranking vs full precision (dashed)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/foundation"))
+    parser.add_argument("--encoders", nargs="+", default=["mf", "lightgcn", "gfcf"])
+    parser.add_argument("--bits", nargs="+", type=int, default=[64, 128, 256])
+    parser.add_argument("--candidates", nargs="+", type=int, default=[100, 200])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    np.random.seed(args.seed)
+    result = run(args)
+    write_report(result, args.out, args.candidates)
+
+
+if __name__ == "__main__":
+    main()
