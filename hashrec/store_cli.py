@@ -89,19 +89,24 @@ def _headline_metrics(metrics: dict[str, Any]) -> str:
     if isinstance(served, dict):
         ranked = {k: v for k, v in served.items() if "@" in k} or served
         keys = sorted(ranked, key=lambda k: (not k.startswith("recall"), k))
-        return "served " + " ".join(f"{k}={_format_number(ranked[k])}" for k in keys)
+        return "served " + " ".join(f"{k}={_four(ranked[k])}" for k in keys)
     numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    return " ".join(f"{k}={_format_number(v)}" for k, v in numbers.items())
+    return " ".join(f"{k}={_four(v)}" for k, v in numbers.items())
 
 
-def _format_number(value: Any) -> str:
-    """Floats to 4 decimals, lists by their length, long text cut, everything else as is."""
+def _four(value: Any) -> str:
+    """A float to 4 decimals, anything else as is."""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _format_number(value: Any, short: bool = False) -> str:
+    """Floats to 6 significant digits; with ``short``, lists by their length and long text cut."""
     if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, list | tuple):
+        return f"{value:.6g}"
+    if short and isinstance(value, list | tuple):
         return f"[{len(value)} items]"
     text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text[:57] + "..." if short and len(text) > 60 else text
 
 
 def _labels(store: ModelStore) -> dict[str, list[str]]:
@@ -389,7 +394,9 @@ def _change_line(change: Change) -> str:
         old = f"{change.old['size']:,} B" if change.old else "absent"
         new = f"{change.new['size']:,} B" if change.new else "absent"
         return f"{change.path}: {old} -> {new}" + (" (content differs)" if change.old and change.new else "")
-    line = f"{change.path}: {_format_number(change.old)} -> {_format_number(change.new)}"
+    line = (
+        f"{change.path}: {_format_number(change.old, short=True)} -> {_format_number(change.new, short=True)}"
+    )
     if change.delta is not None:
         line += f" ({change.delta:+.4g})"
     return line

@@ -169,7 +169,7 @@ def test_diff_shows_config_and_metric_changes(three):
     assert result.exit_code == 0, result.output
     assert f"{v1} -> {v3}: 2 change(s)" in result.stdout
     assert "config.epochs: 2 -> 4 (+2)" in result.stdout
-    assert "metrics.served.recall@20: 0.1000 -> 0.1200 (+0.02)" in result.stdout
+    assert "metrics.served.recall@20: 0.1 -> 0.12 (+0.02)" in result.stdout
     data = json.loads(run(store, "diff", v1, v3, "--json").stdout)
     assert {c["path"] for c in data["changes"]} == {"config.epochs", "metrics.served.recall@20"}
 
