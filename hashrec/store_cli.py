@@ -158,16 +158,16 @@ def store_list(store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
         typer.echo(f"no versions in {model_store.url}")
         return
     table = []
-    for manifest, row in zip(manifests, rows, strict=True):
+    for manifest in manifests:
         metrics = _headline_metrics(manifest.metrics)
         table.append(
             [
-                ("* " if row["current"] else "  ") + manifest.version,
+                ("* " if manifest.version == current else "  ") + manifest.version,
                 manifest.created_at[:19].replace("T", " "),
                 _dataset_label(manifest),
                 str(manifest.bits),
                 metrics or "-",
-                _human_bytes(row["bytes"]),
+                _human_bytes(sum(f.size for f in manifest.files.values())),
                 ", ".join(labels.get(manifest.version, [])) or "-",
             ]
         )
