@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,7 +199,7 @@ class ModelStore:
         """``ROOT/refs`` of a local store."""
         return self.root / REFS
 
-    def _lock(self):  # type: ignore[no-untyped-def]
+    def _lock(self) -> AbstractContextManager[None]:
         """The store lock (reentrant)."""
         return self.backend.lock()
 
