@@ -29,7 +29,13 @@ def _field_name(loc: tuple[object, ...]) -> str:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{"field": _field_name(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    errors = [
+        {
+            "field": "body" if e["type"] == "json_invalid" else _field_name(tuple(e["loc"])),
+            "message": e["msg"],
+        }
+        for e in exc.errors()
+    ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+def _integral_float(value: object) -> object:
+    """JSON Schema's integer includes 20.0; strict validation would reject it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: Integers as JSON Schema defines them: 20 and 20.0, but not "20", true or 20.5.
+K = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_integral_float)]
+Candidates = Annotated[int, Field(ge=1, le=10_000), BeforeValidator(_integral_float)]
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON 0 is not false and "5" is not 5; schema-violating input is a 422, not coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RecommendRequest(_Request):
@@ -18,6 +31,7 @@ class RecommendRequest(_Request):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"user_id": "u0001", "k": 10}, {"history": ["i0007", "i0042"], "k": 5}]
         },
@@ -25,14 +39,16 @@ class RecommendRequest(_Request):
 
     user_id: Id | None = Field(None, description="External user id; omit it when giving history.")
     history: list[Id] | None = Field(
-        None, max_length=10_000, description="Recent item ids of a visitor the model has not seen."
+        None, max_length=1000, description="Recent item ids of a visitor the model has not seen."
     )
-    k: int = Field(20, ge=1, le=1000, description="Number of items to return.")
+    k: K = Field(20, description="Number of items to return.")
     exclude_seen: bool = Field(True, description="Skip the user's training (or history) items.")
     exclude_items: list[Id] = Field(
         default_factory=list, max_length=10_000, description="Never return these."
     )
-    candidates: int | None = Field(None, ge=1, description="Hamming candidates C (default k x oversample).")
+    candidates: Candidates | None = Field(
+        None, description="Hamming candidates C (default k x oversample; capped by settings)."
+    )
     strict: bool = Field(False, description="Unknown user: 404 instead of popular items.")
 
 
@@ -52,8 +68,8 @@ class RecommendResponse(BaseModel):
 class BatchRequest(_Request):
     """Several known users answered in one batched search."""
 
-    user_ids: list[Id] = Field(min_length=1, max_length=10_000)
-    k: int = Field(20, ge=1, le=1000)
+    user_ids: list[Id] = Field(min_length=1, max_length=1000)
+    k: K = 20
     exclude_seen: bool = True
     strict: bool = False
 
@@ -65,8 +81,8 @@ class BatchResponse(BaseModel):
 
 class SimilarRequest(_Request):
     item_id: Id
-    k: int = Field(20, ge=1, le=1000)
-    candidates: int | None = Field(None, ge=1)
+    k: K = 20
+    candidates: Candidates | None = None
 
 
 class SimilarResponse(BaseModel):
@@ -95,6 +111,18 @@ class ReloadResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ValidationErrorResponse(BaseModel):
+    """422: ``detail`` reads "field: message; ..."; ``errors`` lists each one."""
+
+    detail: str
+    errors: list[FieldError]
 
 
 class HealthResponse(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException
 
 from service.routes.deps import StateDep
-from service.schemas import ErrorResponse, ReloadRequest, ReloadResponse
+from service.schemas import ErrorResponse, ReloadRequest, ReloadResponse, ValidationErrorResponse
 from service.state import ReloadRefused
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -33,10 +33,12 @@ def require_admin(state: StateDep, authorization: Annotated[str | None, Header()
     response_model=ReloadResponse,
     dependencies=[Depends(require_admin)],
     responses={
+        400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
         409: {"model": ErrorResponse},
+        422: {"model": ValidationErrorResponse},
     },
 )
 async def reload(state: StateDep, body: ReloadRequest | None = None) -> ReloadResponse:

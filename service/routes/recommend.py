@@ -20,14 +20,16 @@ from service.schemas import (
     ScoredItem,
     SimilarRequest,
     SimilarResponse,
+    ValidationErrorResponse,
 )
 from service.state import Loaded, ServiceState
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 ERRORS = {
+    400: {"model": ErrorResponse},
     404: {"model": ErrorResponse},
     413: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
+    422: {"model": ValidationErrorResponse},
     503: {"model": ErrorResponse},
 }
 
@@ -77,7 +79,7 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
                     rows, body.k, body.exclude_seen, exclude, body.candidates
                 ), False
         if body.strict:
-            who = f"user_id {body.user_id!r}" if body.user_id is not None else "history"
+            who = f"user_id {body.user_id!r}" if body.user_id is not None else "an empty history"
             raise HTTPException(404, f"{who} is not known to model {loaded.version}")
         return recommender.popular(body.k, exclude), True
     finally:
@@ -89,13 +91,9 @@ async def recommend(body: RecommendRequest, state: StateDep, loaded: LoadedDep) 
     """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
 
     A known ``user_id`` uses the user's vector and code; otherwise ``history`` builds a visitor's
-    query by the encoder's aggregation rule; otherwise the popular items answer with
-    ``fallback: true`` (or 404 with ``strict: true``).
+    query by the encoder's aggregation rule; otherwise (unknown user, no usable history, or
+    neither given) the popular items answer with ``fallback: true`` (or 404 with ``strict: true``).
     """
-    if body.user_id is None and not body.history:
-        raise HTTPException(422, "user_id: give a user_id or a non-empty history")
-    if body.history and len(body.history) > state.settings.max_history:
-        raise HTTPException(422, f"history: at most {state.settings.max_history} items")
     _check_bounds(state, body.k, body.candidates)
     key = _cache_key(loaded.version, body)
 

@@ -86,9 +86,10 @@ class TestRecommend:
         response = client.post("/v1/recommend", json={"user_id": user, "candidates": 10**6})
         assert response.status_code == 422 and response.json()["detail"].startswith("candidates")
 
-    def test_neither_user_nor_history_is_422(self, client):
-        response = client.post("/v1/recommend", json={"k": 3})
-        assert response.status_code == 422 and response.json()["detail"].startswith("user_id")
+    def test_neither_user_nor_history_gets_popular_items(self, client):
+        answer = recommend(client, k=3)
+        assert answer["fallback"] is True and len(answer["items"]) == 3
+        assert client.post("/v1/recommend", json={"strict": True}).status_code == 404
 
 
 class TestBatchAndSimilar:
