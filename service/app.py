@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
     routes = {getattr(route, "path", "") for router in routers for route in router.routes}
-    app.add_middleware(RequestMiddleware, routes=routes)
+    app.add_middleware(RequestMiddleware, routes=routes, max_body_bytes=settings.max_body_bytes)
     return app
 
 

@@ -8,6 +8,8 @@ import time
 import uuid
 from typing import Any
 
+import orjson
+
 from service import metrics
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -22,9 +24,10 @@ class RequestMiddleware:
     Routes are labelled by their template from a fixed set, so metric cardinality stays bounded.
     """
 
-    def __init__(self, app: Any, routes: set[str]) -> None:
+    def __init__(self, app: Any, routes: set[str], max_body_bytes: int = 1 << 20) -> None:
         self.app = app
         self.routes = routes
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -43,7 +46,11 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            receive = await self._limit_body(scope, receive)
+            if receive is None:
+                await _send_json(send_with_id, 413, f"body: larger than {self.max_body_bytes} bytes")
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             route = scope["path"] if scope["path"] in self.routes else "other"
             elapsed = time.perf_counter() - started
@@ -52,6 +59,46 @@ class RequestMiddleware:
             if status >= 500:
                 log.error("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed * 1e3)
             REQUEST_ID.reset(token)
+
+    async def _limit_body(self, scope: Scope, receive: Any) -> Any:
+        """The receive callable to use, or None when the body is over the limit.
+
+        A declared Content-Length is checked up front; a body without one is read (up to the
+        limit) and replayed to the app.
+        """
+        length = _header(scope, b"content-length")
+        if length is not None:
+            return receive if length.isdigit() and int(length) <= self.max_body_bytes else None
+        if scope["method"] in ("GET", "HEAD"):
+            return receive
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return receive
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_body_bytes:
+                return None
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return dict(await receive())
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
+
+
+async def _send_json(send: Any, status: int, detail: str) -> None:
+    body = orjson.dumps({"detail": detail})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     oversample: int = Field(10, ge=1, le=1000, description="Hamming candidates C = k * oversample.")
     max_candidates: int = Field(5000, ge=1, le=10_000, description="Upper bound on C, also for overrides.")
     max_k: int = Field(1000, ge=1, le=10000, description="Largest k a client may ask for.")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get 413.")
     max_batch: int = Field(256, ge=1, le=1000, description="Most users in one /v1/recommend/batch call.")
     cache_enabled: bool = Field(True, description="False turns answer caching off entirely.")
     cache_size: int = Field(100_000, ge=1, description="Entries in the in-process cache.")

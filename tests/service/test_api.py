@@ -104,3 +104,50 @@ def test_cache_disabled_never_reports_cached(store):
     with TestClient(create_app(Settings(store=store.root, cache_enabled=False))) as client:
         for _ in range(2):
             assert client.post("/v1/recommend", json={"user_id": "u1"}).json()["cached"] is False
+
+
+def test_oversized_body_is_413(store):
+    with TestClient(create_app(Settings(store=store.root, max_body_bytes=2048))) as client:
+        body = {"user_id": "u1", "exclude_items": ["x" * 200] * 20}
+        response = client.post("/v1/recommend", json=body)
+        assert response.status_code == 413 and response.json()["detail"].startswith("body")
+
+        def chunks():
+            yield b'{"user_id": "u1", "exclude_items": ['
+            for _ in range(50):
+                yield b'"' + b"y" * 100 + b'",'
+            yield b'"z"]}'
+
+        streamed = client.post(
+            "/v1/recommend", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+
+
+def test_small_streamed_body_is_replayed_to_the_app(client):
+    def chunks():
+        yield b'{"user_id": '
+        yield b'"u2", "k": 4}'
+
+    response = client.post("/v1/recommend", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 200 and len(response.json()["items"]) == 4
+
+
+def test_cors_is_off_unless_configured(store):
+    headers = {"origin": "https://shop.example", "access-control-request-method": "POST"}
+    with TestClient(create_app(Settings(store=store.root))) as client:
+        assert "access-control-allow-origin" not in client.options("/v1/recommend", headers=headers).headers
+    allowed = Settings(store=store.root, cors_origins=["https://shop.example"])
+    with TestClient(create_app(allowed)) as client:
+        response = client.options("/v1/recommend", headers=headers)
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+@pytest.mark.parametrize("version", ["../../etc/passwd", "/etc", "..", "a/../../b"])
+def test_admin_reload_cannot_escape_the_store(store, version):
+    with TestClient(create_app(Settings(store=store.root, admin_token="t"))) as client:
+        response = client.post(
+            "/admin/reload", json={"version": version}, headers={"authorization": "Bearer t"}
+        )
+        assert response.status_code == 409 and "invalid version name" in response.json()["detail"]
+        assert client.get("/readyz").json()["model_version"] == store.current()

@@ -26,8 +26,9 @@ _store_dir = Path(tempfile.mkdtemp(prefix="hashrec-fuzz-"))
 # Limits set to the schema's own caps: a stricter deployment setting would (correctly) reject
 # schema-valid input, which schemathesis reports as positive data rejected.
 app = create_app(
-    Settings(store=_store_dir, poll_interval_s=0, admin_token="fuzz-token", max_batch=1000,
-             max_candidates=10_000)
+    Settings(
+        store=_store_dir, poll_interval_s=0, admin_token="fuzz-token", max_batch=1000, max_candidates=10_000
+    )
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 _cases = {"n": 0}
@@ -42,8 +43,7 @@ def loaded_app():
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_error_and_responses_match_schema(case):
     _cases["n"] += 1
     response = case.call()
