@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.middleware import RequestMiddleware
 from service.routes import admin, health, model, recommend
 from service.settings import Settings
-from service.state import ReloadRefused, make_state
+from service.state import ReloadRefused, ServiceState, make_state
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,29 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
 
 
+def install_drain_on_sigterm(state: ServiceState, drain_s: float) -> None:
+    """On SIGTERM, report not ready at once and keep serving for ``drain_s`` before stopping.
+
+    A load balancer polling /readyz stops sending new requests during the drain, so none is
+    sent to a connection the server is about to close. Only possible in the main thread
+    (uvicorn runs the lifespan there); elsewhere nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    stop_server = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if state.draining:
+            return
+        state.draining = True
+        log.info("SIGTERM: draining for %.1fs before shutdown", drain_s)
+        if callable(stop_server):
+            loop.call_soon_threadsafe(loop.call_later, drain_s, stop_server, signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; its lifespan loads the store's current version and follows the store.
 
@@ -69,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.service = state
         with contextlib.suppress(ReloadRefused):  # not ready, with the reason; the poller retries
             await state.reload()
+        if settings.shutdown_drain_s > 0:
+            install_drain_on_sigterm(state, settings.shutdown_drain_s)
         follower = None
         if settings.poll_interval_s > 0 and settings.version is None:
             follower = asyncio.create_task(state.follow_store())

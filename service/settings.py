@@ -30,5 +30,8 @@ class Settings(BaseSettings):
     near_cache_ttl_s: float = Field(5.0, gt=0, description="TTL of the in-process tier before Redis.")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin; unset: disabled.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
+    shutdown_drain_s: float = Field(
+        0.0, ge=0, le=300, description="On SIGTERM: /readyz 503 and keep serving this long; 0: stop at once."
+    )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
     log_level: str = Field("info")

@@ -58,6 +58,7 @@ class ServiceState:
     cache: AnswerCache
     loaded: Loaded | None = None
     not_ready_reason: str | None = "no model loaded yet"
+    draining: bool = False
     refused: dict[str, str] = field(default_factory=dict)
     coalescer: Coalescer[tuple[bytes, bool]] = field(default_factory=Coalescer)
     store: ModelStore = field(init=False)

@@ -32,8 +32,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
-    """A throwaway redis-server on 127.0.0.1:port that keeps nothing on disk."""
+def start_redis(port: int, workdir: str, debug_commands: bool = False) -> subprocess.Popen[bytes]:
+    """A throwaway redis-server on 127.0.0.1:port that keeps nothing on disk.
+
+    ``debug_commands`` allows DEBUG SLEEP from local clients (Redis >= 7).
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server is not on PATH")
@@ -50,6 +53,7 @@ def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
             "no",
             "--dir",
             workdir,
+            *(["--enable-debug-command", "local"] if debug_commands else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
