@@ -1,0 +1,342 @@
+"""Fault scenarios under load, counted from the client side: requests sent, failed, lost.
+
+Each scenario starts what it needs on 127.0.0.1 (a private redis-server, `hashrec serve`),
+drives load from client threads for a bounded time, injects one fault, and counts outcomes.
+
+    python benchmarks/reliability.py --out benchmarks/results/reliability
+
+Needs redis-server and redis-cli on PATH. Writes results.json and results.md into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from indexer.build import IndexConfig, build_index
+from indexer.data import generate_interactions
+from model_store import ModelStore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--enable-debug-command",
+            "local",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def start_service(store: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hashrec",
+            "serve",
+            "--store",
+            str(store),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("service did not become ready")
+
+
+class Load:
+    """Client threads posting /v1/recommend until stopped; outcomes and latencies recorded."""
+
+    def __init__(self, base: str, users: list[str], threads: int = 4, keepalive: bool = True) -> None:
+        self.base, self.users, self.n_threads, self.keepalive = base, users, threads, keepalive
+        self.outcomes: Counter[str] = Counter()
+        self.versions: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.cached = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        limits = httpx.Limits(max_keepalive_connections=None if self.keepalive else 0)
+        with httpx.Client(base_url=self.base, timeout=10, limits=limits) as client:
+            i = seed
+            while not self.stop.is_set():
+                user = self.users[(i * 7919) % len(self.users)]
+                i += 1
+                started = time.perf_counter()
+                try:
+                    response = client.post("/v1/recommend", json={"user_id": user, "k": 20})
+                    outcome = "ok" if response.status_code == 200 else f"http {response.status_code}"
+                    body = response.json() if response.status_code == 200 else {}
+                except httpx.ConnectError:
+                    outcome, body = "refused", {}
+                except httpx.TransportError as err:
+                    outcome, body = f"dropped {type(err).__name__}", {}
+                with self.lock:
+                    self.outcomes[outcome] += 1
+                    self.latencies.append(time.perf_counter() - started)
+                    if body:
+                        self.versions[body["model_version"]] += 1
+                        self.cached += bool(body["cached"])
+                if outcome == "refused":
+                    return
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def summary(self) -> dict[str, object]:
+        latencies = sorted(self.latencies)
+        sent = sum(self.outcomes.values())
+        return {
+            "sent": sent,
+            "ok": self.outcomes["ok"],
+            "failed": sent - self.outcomes["ok"] - self.outcomes["refused"],
+            "refused_after_stop": self.outcomes["refused"],
+            "outcomes": dict(self.outcomes),
+            "cached_share": round(self.cached / max(self.outcomes["ok"], 1), 3),
+            "p50_ms": round(1e3 * latencies[len(latencies) // 2], 2) if latencies else None,
+            "p99_ms": round(1e3 * latencies[int(len(latencies) * 0.99)], 2) if latencies else None,
+            "max_ms": round(1e3 * latencies[-1], 2) if latencies else None,
+            "versions_seen": dict(self.versions),
+        }
+
+
+def scenario_redis_restart(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """Redis killed a third of the way in and restarted at two thirds."""
+    port = free_port()
+    redis = start_redis(port, ctx["tmp"])
+    service = start_service(
+        ctx["store"],
+        free_port_for(ctx),
+        {
+            "HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "HASHREC_NEAR_CACHE_SIZE": "0",
+            "HASHREC_POLL_INTERVAL_S": "0",
+        },
+    )
+    try:
+        with Load(ctx["base"], ctx["users"]) as load:
+            time.sleep(seconds / 3)
+            redis.kill()
+            redis.wait()
+            time.sleep(seconds / 3)
+            redis = start_redis(port, ctx["tmp"])
+            time.sleep(seconds / 3)
+        return load.summary()
+    finally:
+        service.terminate()
+        service.wait()
+        redis.terminate()
+        redis.wait()
+
+
+def scenario_slow_redis(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """DEBUG SLEEP 2 on Redis in the middle of the run; the cache timeout is 50 ms."""
+    port = free_port()
+    redis = start_redis(port, ctx["tmp"])
+    service = start_service(
+        ctx["store"],
+        free_port_for(ctx),
+        {
+            "HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "HASHREC_NEAR_CACHE_SIZE": "0",
+            "HASHREC_REDIS_TIMEOUT_S": "0.05",
+            "HASHREC_POLL_INTERVAL_S": "0",
+        },
+    )
+    try:
+        with Load(ctx["base"], ctx["users"]) as load:
+            time.sleep(seconds / 2)
+            subprocess.run(
+                ["redis-cli", "-p", str(port), "DEBUG", "SLEEP", "2"], check=False, capture_output=True
+            )
+            time.sleep(seconds / 2)
+        return load.summary()
+    finally:
+        service.terminate()
+        service.wait()
+        redis.terminate()
+        redis.wait()
+
+
+def scenario_damaged_reloads(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """While under load, three new versions appear: truncated array, bad checksum, newer format."""
+    store = ModelStore(ctx["store"])
+    good = store.current()
+    service = start_service(
+        ctx["store"], free_port_for(ctx), {"HASHREC_POLL_INTERVAL_S": "1", "HASHREC_CACHE_ENABLED": "false"}
+    )
+    damages: list[Callable[[Path], None]] = [
+        lambda d: (d / "item_embeddings.npy").write_bytes((d / "item_embeddings.npy").read_bytes()[:-8]),
+        lambda d: (d / "user_codes.npy").write_bytes(b"\x00" + (d / "user_codes.npy").read_bytes()[1:]),
+        lambda d: (d / "manifest.json").write_text(
+            (d / "manifest.json").read_text().replace('"format_version": 1', '"format_version": 99', 1)
+        ),
+    ]
+    try:
+        with Load(ctx["base"], ctx["users"]) as load:
+            for damage in damages:
+                time.sleep(seconds / (len(damages) + 1))
+                # Published as current, then damaged at once (bit rot, a bad copy): the poller
+                # (1 s interval) finds a current version that fails verification.
+                version = publish(store, ctx["data"], seed=len(load.versions) + 5)
+                damage(store.versions_dir / version)
+            time.sleep(seconds / (len(damages) + 1))
+        result = load.summary()
+        result["expected_version"] = good
+        return result
+    finally:
+        service.terminate()
+        service.wait()
+        store.promote(good)
+
+
+def scenario_sigterm_drain(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """SIGTERM under load with HASHREC_SHUTDOWN_DRAIN_S=1; clients stop when /readyz says 503."""
+    service = start_service(
+        ctx["store"], free_port_for(ctx), {"HASHREC_SHUTDOWN_DRAIN_S": "1", "HASHREC_POLL_INTERVAL_S": "0"}
+    )
+    with Load(ctx["base"], ctx["users"], keepalive=False) as load:
+        time.sleep(seconds / 2)
+        service.send_signal(signal.SIGTERM)
+        while not load.stop.is_set():
+            try:
+                if httpx.get(f"{ctx['base']}/readyz", timeout=1).status_code != 200:
+                    load.stop.set()
+            except httpx.TransportError:
+                load.stop.set()
+            time.sleep(0.05)
+        service.wait(timeout=30)
+    return load.summary()
+
+
+def free_port_for(ctx: dict) -> int:  # type: ignore[type-arg]
+    """Each scenario gets a fresh port; the load's base URL follows it."""
+    port = free_port()
+    ctx["base"] = f"http://127.0.0.1:{port}"
+    return port
+
+
+def publish(store: ModelStore, data, seed: int) -> str:  # type: ignore[no-untyped-def]
+    """Train a small MF model and publish it as the current version."""
+    cfg = IndexConfig(encoder="mf", dim=32, epochs=3, bits=64, seed=seed, progress=False)
+    return str(build_index(data, store, cfg)["version"])
+
+
+SCENARIOS = {
+    "redis_killed_and_restarted": scenario_redis_restart,
+    "redis_slow_2s": scenario_slow_redis,
+    "damaged_versions_published": scenario_damaged_reloads,
+    "sigterm_with_drain": scenario_sigterm_drain,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/reliability"))
+    parser.add_argument("--seconds", type=float, default=9.0)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="hashrec-reliability-")
+    data = generate_interactions(n_users=2000, n_items=3000, n_communities=10, seed=3)
+    store_dir = Path(tmp) / "store"
+    good = publish(ModelStore(store_dir), data, seed=1)
+    ctx = {"tmp": tmp, "store": store_dir, "data": data, "users": [str(u) for u in data.user_ids]}
+    results = {}
+    for name, scenario in SCENARIOS.items():
+        ModelStore(store_dir).promote(good)
+        results[name] = scenario(ctx, args.seconds)
+        print(name, json.dumps(results[name]), flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": commit,
+        "seconds_per_scenario": args.seconds,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "scenarios": results}, indent=2))
+    lines = [
+        f"Machine: {meta['cpus']} CPUs, Python {meta['python']}, {meta['date']}, commit {commit}; "
+        f"{args.seconds:g} s of load per scenario from 4 client threads.",
+        "",
+        "| scenario | sent | ok | failed | refused after stop | cached share | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['sent']} | {r['ok']} | {r['failed']} | {r['refused_after_stop']} | "
+            f"{r['cached_share']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} |"
+        )
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
