@@ -110,7 +110,7 @@ def measure(store: Path, workers: int, port: int) -> dict[str, object]:
                 client.post("/v1/recommend", json={"user_id": f"u{i}", "k": 20})
         # uvicorn with workers > 1: a supervisor whose children (multiprocessing spawn) are workers;
         # with 1 worker the process itself serves.
-        pids = [process.pid] + children(process.pid)
+        pids = [process.pid, *children(process.pid)]
         pids += [c for p in list(pids[1:]) for c in children(p)]
         per_process = {pid: memory_kib(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
         return {
