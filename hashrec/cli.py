@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hashrec.common import StoreOpt, emit, fail
+from hashrec.loadtest_cli import loadtest
 from hashrec.store_cli import store_app
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(store_app, name="store")
+app.command()(loadtest)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Interactions: file or directory.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="auto, lightgcn, movielens, csv, parquet.")]
@@ -48,16 +50,31 @@ def index(
     fmt: FormatOpt = "auto",
     split: SplitOpt = "auto",
     test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
-    encoder: Annotated[str, typer.Option(help="lightgcn or mf.")] = "lightgcn",
-    dim: Annotated[int, typer.Option(min=2, max=4096)] = 64,
+    encoder: Annotated[
+        str, typer.Option(help="gfcf (closed form, no training), lightgcn or mf.")
+    ] = "lightgcn",
+    dim: Annotated[int | None, typer.Option(min=2, max=4096, help="Default: 64; gfcf 256.")] = None,
     layers: Annotated[int, typer.Option(min=0, max=8, help="LightGCN layers.")] = 3,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
-    batch_size: Annotated[int, typer.Option(min=1)] = 4096,
-    lr: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    batch_size: Annotated[int, typer.Option(min=0, help="0: about 50 steps per epoch.")] = 0,
+    lr: Annotated[float, typer.Option(min=0.0, help="0: 1e-2 for LightGCN, 5e-3 for MF.")] = 0.0,
     reg: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+    compression: Annotated[
+        str,
+        typer.Option(
+            help="Embedding tables: full, hash, double, frequency, double-frequency, qr, graphhash, "
+            "double-graphhash, graphhash-plus, learned."
+        ),
+    ] = "full",
+    budget: Annotated[
+        float, typer.Option(min=0.0, help="Table rows: fraction of users + items if <= 1, else a count.")
+    ] = 1.0,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.5, help="0 disables early stopping.")] = 0.05,
     bits: Annotated[int, typer.Option(min=8, max=4096, help="Code length, multiple of 8.")] = 128,
-    code_transform: Annotated[str, typer.Option(help="mips or rotation.")] = "mips",
+    quantizer: Annotated[
+        str, typer.Option(help="sign (random projection) or learned (distils the model's ranking).")
+    ] = "sign",
+    code_transform: Annotated[str, typer.Option(help="mips or rotation (sign quantizer).")] = "mips",
     candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -67,24 +84,42 @@ def index(
     _setup_logging(not quiet)
     if bits % 8:
         fail(f"--bits must be a multiple of 8, got {bits}")
-    if encoder not in ("lightgcn", "mf"):
-        fail(f"--encoder must be lightgcn or mf, got {encoder!r}")
+    if encoder not in ("gfcf", "lightgcn", "mf"):
+        fail(f"--encoder must be gfcf, lightgcn or mf, got {encoder!r}")
+    if quantizer not in ("sign", "learned"):
+        fail(f"--quantizer must be sign or learned, got {quantizer!r}")
     if code_transform not in ("mips", "rotation"):
         fail(f"--code-transform must be mips or rotation, got {code_transform!r}")
+    from indexer.compression import METHODS
+
+    if compression not in METHODS:
+        fail(f"--compression must be one of {', '.join(METHODS)}, got {compression!r}")
+    if budget <= 0 or (budget > 1 and budget != int(budget)):
+        fail(f"--budget must be a fraction in (0, 1] or a whole row count, got {budget}")
+    if compression == "full" and budget != 1.0:
+        fail("--compression full keeps every row; give a method to use --budget")
+    if compression != "full" and encoder not in ("mf", "lightgcn"):
+        fail(f"--compression needs a trained encoder (mf or lightgcn), not {encoder!r}")
     from indexer.build import IndexConfig, build_index
     from model_store import ModelStore, StoreError
 
     interactions = _load_data(data, fmt, split, test_fraction, seed)
+    n_ids = interactions.n_users + interactions.n_items
+    if budget > n_ids:
+        fail(f"--budget {budget:g} rows exceeds the {n_ids} users + items")
     cfg = IndexConfig(
         encoder=encoder,
-        dim=dim,
+        dim=dim or (256 if encoder == "gfcf" else 64),
         layers=layers,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         reg=reg,
+        compression=compression,
+        budget=budget,
         val_fraction=val_fraction,
         bits=bits,
+        quantizer=quantizer,
         code_transform=code_transform,
         candidates=candidates,
         seed=seed,

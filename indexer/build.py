@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
-from indexer.codes import SignQuantizer
+from indexer.codes import Quantizer, SignQuantizer
 from indexer.evaluation import evaluate_model
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
@@ -33,13 +33,16 @@ class IndexConfig:
     dim: int = 64
     layers: int = 3
     epochs: int = 30
-    batch_size: int = 4096
-    lr: float = 2e-3
+    batch_size: int = 0  # 0: about 50 steps per epoch, between 1,024 and 16,384
+    lr: float = 0.0  # 0: 1e-2 for LightGCN, 5e-3 for MF
     reg: float = 1e-4
+    compression: str = "full"  # id -> row mapping of the tables (indexer.compression.METHODS)
+    budget: float = 1.0  # table rows: fraction of n_users + n_items if <= 1, else a row count
     val_fraction: float = 0.05
     eval_every: int = 5
     patience: int = 3
     bits: int = 128
+    quantizer: str = "sign"
     code_transform: str = "mips"
     candidates: int = 200
     seed: int = 0
@@ -77,6 +80,23 @@ def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
 
 
+def make_quantizer(cfg: IndexConfig) -> Quantizer:
+    """The configured code learner: ``sign`` (random projection) or ``learned`` (distilled)."""
+    if cfg.quantizer == "learned":
+        from indexer.learned_codes import LearnedQuantizer
+
+        return LearnedQuantizer(bits=cfg.bits, seed=cfg.seed)
+    if cfg.quantizer == "sign":
+        return SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
+    raise ValueError(f"unknown quantizer {cfg.quantizer!r}; choose sign or learned")
+
+
+def auto_batch_size(n_interactions: int) -> int:
+    """About 50 BPR steps per epoch: large batches keep CPU epochs short (LightGCN propagates the
+    whole graph once per step), small data still gets enough steps."""
+    return int(min(16_384, max(1_024, n_interactions // 50)))
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape an artifact."""
     versions = {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__}
@@ -92,19 +112,29 @@ def train_embeddings(
     data: Interactions, cfg: IndexConfig
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """Fit the configured encoder; returns (users, items, encoder config)."""
+    if cfg.encoder not in ("mf", "lightgcn") and (cfg.compression != "full" or cfg.budget != 1.0):
+        raise ValueError(f"compressed tables need a trained encoder (mf or lightgcn), not {cfg.encoder!r}")
+    if cfg.encoder == "gfcf":  # training-free, no torch
+        from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
+
+        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, seed=cfg.seed))
+        embeddings = closed_form.fit(data.train)
+        return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
     from indexer.encoders.models import make_encoder  # torch is imported only here
 
     params = {
         "dim": cfg.dim,
         "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
+        "batch_size": cfg.batch_size or auto_batch_size(int(data.train.nnz)),
+        "lr": cfg.lr or (1e-2 if cfg.encoder == "lightgcn" else 5e-3),
         "reg": cfg.reg,
         "seed": cfg.seed,
         "eval_every": cfg.eval_every,
         "patience": cfg.patience,
         "device": cfg.device,
         "progress": cfg.progress,
+        "compression": cfg.compression,
+        "budget": cfg.budget,
     }
     if cfg.encoder == "lightgcn":
         params["layers"] = cfg.layers
@@ -113,14 +143,18 @@ def train_embeddings(
         holdout(data.train, cfg.val_fraction, cfg.seed) if cfg.val_fraction > 0 else (data.train, None)
     )
     embeddings = encoder.fit(fit, validation)
-    return embeddings.users, embeddings.items, {**encoder.config(), "history": encoder.history}
+    return (
+        embeddings.users,
+        embeddings.items,
+        {**encoder.config(), "table": encoder.table, "history": encoder.history},
+    )
 
 
 def recommender_arrays(
-    data: Interactions, users: np.ndarray, items: np.ndarray, quantizer: SignQuantizer
+    data: Interactions, users: np.ndarray, items: np.ndarray, quantizer: Quantizer
 ) -> dict[str, np.ndarray]:
     """The arrays of model_store.schema.RECOMMENDER_ARRAYS for trained embeddings."""
-    user_codes, item_codes = quantizer.encode(users, items)
+    user_codes, item_codes = quantizer.encode(users, items, data.train)
     indptr, indices = seen_csr(data.train)
     return {
         "user_ids": np.asarray(data.user_ids, dtype=str),
@@ -147,7 +181,7 @@ def build_index(
     started = time.perf_counter()
     users, items, encoder_config = train_embeddings(data, cfg)
     train_seconds = time.perf_counter() - started
-    quantizer = SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
+    quantizer = make_quantizer(cfg)
     arrays = recommender_arrays(data, users, items, quantizer)
     model = ServingModel.from_arrays("unpublished", arrays)
     metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))
@@ -167,7 +201,13 @@ def build_index(
             "test_interactions": int(data.test.nnz),
             "options": data_options or {},
         },
-        config={**asdict(cfg), "encoder_config": encoder_config, "quantizer": quantizer.config()},
+        config={
+            **asdict(cfg),
+            # method, budget, rows and real parameter count of the embedding tables
+            **({"table": encoder_config["table"]} if "table" in encoder_config else {}),
+            "encoder_config": encoder_config,
+            "quantizer": quantizer.config(),
+        },
         metrics=metrics,
         libraries=library_versions(),
     )

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 TRANSFORMS = ("rotation", "mips")
+
+
+class Quantizer(Protocol):
+    """Turns user and item vectors into packed binary codes.
+
+    After :meth:`encode`, ``projection`` and ``transform`` let the service encode a new query
+    vector the same way: ``sign(augment(x) @ projection)``.
+    """
+
+    bits: int
+    transform: str
+    projection: np.ndarray
+
+    def encode(
+        self, users: np.ndarray, items: np.ndarray, seen: object = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(user_codes, item_codes) as uint8 of bits / 8 bytes per row."""
+        ...
+
+    def config(self) -> dict[str, object]:
+        """Recorded in the manifest."""
+        ...
 
 
 def pack_signs(x: np.ndarray) -> np.ndarray:
@@ -66,8 +89,10 @@ class SignQuantizer:
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
 
-    def encode(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (user_codes, item_codes), uint8 of bits / 8 bytes per row."""
+    def encode(
+        self, users: np.ndarray, items: np.ndarray, seen: object = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (user_codes, item_codes), uint8 of bits / 8 bytes per row (``seen`` is unused)."""
         if self.transform == "mips":
             users, items = mips_augment(users, items)
         self.projection = random_projection(users.shape[1], self.bits, self.seed)
