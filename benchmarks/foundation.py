@@ -16,13 +16,13 @@ import logging
 import platform
 import subprocess
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from indexer.build import IndexConfig, recommender_arrays, train_embeddings
-from indexer.codes import SignQuantizer
+from indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
 from indexer.data import load_interactions
 from indexer.metrics import evaluate_rankings
 from service.model import ServingModel
@@ -56,13 +56,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         users, items, encoder_config = train_embeddings(data, cfg)
         train_seconds = time.perf_counter() - started
         full = None
-        for bits in args.bits:
-            arrays = recommender_arrays(data, users, items, SignQuantizer(bits, cfg.code_transform, cfg.seed))
+        for quantizer_name, bits in [(q, b) for q in args.quantizers for b in args.bits]:
+            quantizer = make_quantizer(replace(cfg, quantizer=quantizer_name, bits=bits))
+            started = time.perf_counter()
+            arrays = recommender_arrays(data, users, items, quantizer)
+            code_seconds = time.perf_counter() - started
             model = ServingModel.from_arrays(f"{encoder}-{bits}", arrays)
             if full is None:
                 full = evaluate(ExactSearcher(model), data.test)
             row = {
                 "encoder": encoder,
+                "quantizer": quantizer_name,
+                "code_seconds": round(code_seconds, 1),
                 "dim": int(users.shape[1]),
                 "bits": bits,
                 "train_seconds": round(train_seconds, 1),
@@ -105,23 +110,26 @@ def write_report(result: dict[str, object], out: Path, candidates: list[int]) ->
     rows = result["rows"]  # type: ignore[index]
     m = result["machine"]  # type: ignore[index]
     head = (
-        "| encoder | dim | bits | train s | full R@20 | full N@20 | Hamming R@20 | "
-        + " | ".join(f"served C={c} R@20 | N@20" for c in candidates)
-        + " |"
+        "| encoder | codes | dim | bits | bytes/item (codes + float32) | train s | codes s | "
+        "full R@20 | full N@20 | "
+        "Hamming R@20 | " + " | ".join(f"served C={c} R@20 | N@20" for c in candidates) + " |"
     )
     lines = [
         f"Data: `{result['data']}`. Machine: {m['cpus']} CPUs, Python {m['python']}, "  # type: ignore[index]
         f"{m['date']}, commit {m['commit']}.",
         "",
         head,
-        "|" + "---|" * (7 + 2 * len(candidates)),
+        "|" + "---|" * (10 + 2 * len(candidates)),
     ]
     for row in rows:  # type: ignore[union-attr]
         cells = [
             row["encoder"],
+            row.get("quantizer", "sign"),
             row["dim"],
             row["bits"],
+            f"{row['bits'] // 8} + {4 * row['dim']}",
             row["train_seconds"],
+            row.get("code_seconds", ""),
             row["full"]["recall@20"],
             row["full"]["ndcg@20"],
             row["hamming"]["recall@20"],
@@ -140,8 +148,8 @@ def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for encoder in sorted({r["encoder"] for r in rows}):
-        mine = [r for r in rows if r["encoder"] == encoder]
+    for encoder, quantizer in sorted({(r["encoder"], r.get("quantizer", "sign")) for r in rows}):
+        mine = [r for r in rows if r["encoder"] == encoder and r.get("quantizer", "sign") == quantizer]
         bits = [r["bits"] for r in mine]
         line = ax.axhline(mine[0]["full"]["recall@20"], linestyle="--", linewidth=1)
         color = line.get_color()
@@ -151,7 +159,7 @@ def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: 
             ":",
             color=color,
             marker="x",
-            label=f"{encoder} Hamming only",
+            label=f"{encoder}/{quantizer} Hamming only",
         )
         for c, style in zip(candidates, ["-o", "-s", "-^"], strict=False):
             ax.plot(
@@ -159,7 +167,7 @@ def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: 
                 [r[f"served_c{c}"]["recall@20"] for r in mine],
                 style,
                 color=color,
-                label=f"{encoder} served C={c}",
+                label=f"{encoder}/{quantizer} served C={c}",
             )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("code bits")
@@ -179,6 +187,7 @@ def main() -> None:
     parser.add_argument("--encoders", nargs="+", default=["mf", "lightgcn", "gfcf"])
     parser.add_argument("--bits", nargs="+", type=int, default=[64, 128, 256])
     parser.add_argument("--candidates", nargs="+", type=int, default=[100, 200])
+    parser.add_argument("--quantizers", nargs="+", default=["sign"], choices=["sign", "learned"])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
