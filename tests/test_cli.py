@@ -103,3 +103,19 @@ def test_bad_bits_exit_2(tmp_path, indexed):
     data, _, _ = indexed
     result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--bits", "12"])
     assert result.exit_code == 2 and "multiple of 8" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"0 1 2\n1 2 3\n\xff\xfe\n", b"0 1\n" + b"1 " * 200_000 + b"x\n", b"\x1f\x8b\x08\x00trunc"],
+    ids=["empty", "bad-utf8", "huge-line", "truncated-gzip"],
+)
+def test_bad_data_never_leaves_a_partial_artifact(tmp_path, content):
+    bad = tmp_path / "train.txt"
+    bad.write_bytes(content)
+    store = tmp_path / "store"
+    result = runner.invoke(
+        app, ["index", "--data", str(bad), "--store", str(store), "--format", "lightgcn", "--quiet"]
+    )
+    assert result.exit_code == 2 and result.stderr.startswith("error:") and "Traceback" not in result.output
+    assert not (store / "versions").exists() or not any((store / "versions").iterdir())
