@@ -31,7 +31,7 @@ from indexer.data import generate_interactions
 from model_store import ModelStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reliability import free_port, start_redis  # noqa: E402
+from reliability import free_port, start_redis
 
 
 def start(store: Path, redis_port: int, near: int) -> tuple[subprocess.Popen[bytes], str]:
