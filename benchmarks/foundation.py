@@ -147,12 +147,14 @@ def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for encoder, quantizer in sorted({(r["encoder"], r.get("quantizer", "sign")) for r in rows}):
+    fig, ax = plt.subplots(figsize=(8, 5))
+    groups = sorted({(r["encoder"], r.get("quantizer", "sign")) for r in rows})
+    palette = plt.get_cmap("tab10").colors
+    for group_index, (encoder, quantizer) in enumerate(groups):
         mine = [r for r in rows if r["encoder"] == encoder and r.get("quantizer", "sign") == quantizer]
         bits = [r["bits"] for r in mine]
-        line = ax.axhline(mine[0]["full"]["recall@20"], linestyle="--", linewidth=1)
-        color = line.get_color()
+        color = palette[group_index % len(palette)]
+        ax.axhline(mine[0]["full"]["recall@20"], linestyle="--", linewidth=1, color=color)
         ax.plot(
             bits,
             [r["hamming"]["recall@20"] for r in mine],
@@ -192,7 +194,11 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--replot", action="store_true", help="Redraw from --out/results.json; no runs.")
     args = parser.parse_args()
+    if args.replot:
+        write_report(json.loads((args.out / "results.json").read_text()), args.out, args.candidates)
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     np.random.seed(args.seed)
     result = run(args)
