@@ -6,6 +6,7 @@ number of generated cases is counted and must reach MIN_CASES.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from service.settings import Settings
 from tests.conftest import planted_arrays, publish_arrays
 
 MIN_CASES = 1000
-EXAMPLES_PER_OPERATION = 200
+# CI runs 200 per operation; a nightly-style run raises it, e.g. HASHREC_FUZZ_EXAMPLES=5000.
+EXAMPLES_PER_OPERATION = int(os.environ.get("HASHREC_FUZZ_EXAMPLES", "200"))
 
 _store_dir = Path(tempfile.mkdtemp(prefix="hashrec-fuzz-"))
 # Limits set to the schema's own caps: a stricter deployment setting would (correctly) reject
