@@ -1,0 +1,29 @@
+"""IdIndex agrees with a dict on every lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.ids import IdIndex
+
+
+# NUL is excluded: numpy's fixed-width unicode (the artifact's id format) cannot hold a trailing NUL.
+ID_TEXT = st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=6)
+
+
+@given(st.lists(ID_TEXT, unique=True, max_size=60), st.lists(ID_TEXT))
+def test_matches_a_dict(ids, probes):
+    array = np.array(ids, dtype=str) if ids else np.array([], dtype="<U1")
+    index = IdIndex(array)
+    reference = {key: row for row, key in enumerate(ids)}
+    for key in [*ids, *probes]:
+        assert index.get(key) == reference.get(key)
+        assert (key in index) == (key in reference)
+    assert index.rows([*ids, *probes]).tolist() == [reference.get(k, -1) for k in [*ids, *probes]]
+
+
+def test_long_probe_is_not_truncated_into_a_match():
+    index = IdIndex(np.array(["ab", "abc"]))
+    assert index.get("abcd") is None and index.rows(["abcd"]).tolist() == [-1]
