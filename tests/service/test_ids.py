@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from service.ids import IdIndex
 
-
 # NUL is excluded: numpy's fixed-width unicode (the artifact's id format) cannot hold a trailing NUL.
 ID_TEXT = st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=6)
 
