@@ -148,7 +148,7 @@ class RedisCache(AnswerCache):
             self.misses += 1
             return None
         self.hits += 1
-        return bytes(value)
+        return value if isinstance(value, bytes) else str(value).encode()
 
     async def set(self, key: str, value: bytes) -> None:
         if not self._available():
