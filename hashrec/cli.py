@@ -51,11 +51,11 @@ def index(
     split: SplitOpt = "auto",
     test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
     encoder: Annotated[
-        str, typer.Option(help="gfcf (closed form, no training), lightgcn or mf.")
-    ] = "lightgcn",
+        str, typer.Option(help="gfcf (closed-form graph filter, no training), lightgcn or mf.")
+    ] = "gfcf",
     dim: Annotated[int | None, typer.Option(min=2, max=4096, help="Default: 64; gfcf 256.")] = None,
     layers: Annotated[int, typer.Option(min=0, max=8, help="LightGCN layers.")] = 3,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (lightgcn, mf).")] = 30,
     batch_size: Annotated[int, typer.Option(min=0, help="0: about 50 steps per epoch.")] = 0,
     lr: Annotated[float, typer.Option(min=0.0, help="0: 1e-2 for LightGCN, 5e-3 for MF.")] = 0.0,
     reg: Annotated[float, typer.Option(min=0.0)] = 1e-4,
@@ -73,7 +73,7 @@ def index(
     bits: Annotated[int, typer.Option(min=8, max=4096, help="Code length, multiple of 8.")] = 128,
     quantizer: Annotated[
         str, typer.Option(help="sign (random projection) or learned (distils the model's ranking).")
-    ] = "sign",
+    ] = "learned",
     code_transform: Annotated[str, typer.Option(help="mips or rotation (sign quantizer).")] = "mips",
     candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
     seed: int = 0,
@@ -109,7 +109,7 @@ def index(
         fail(f"--budget {budget:g} rows exceeds the {n_ids} users + items")
     cfg = IndexConfig(
         encoder=encoder,
-        dim=dim or (256 if encoder == "gfcf" else 64),
+        dim=dim or 0,
         layers=layers,
         epochs=epochs,
         batch_size=batch_size,

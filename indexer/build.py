@@ -17,7 +17,7 @@ from indexer.codes import Quantizer, SignQuantizer
 from indexer.evaluation import evaluate_model
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
-from service.model import ServingModel
+from service.model import ServingModel, build_binary_index, index_kind, tune_nprobe
 
 if TYPE_CHECKING:
     from indexer.data import Interactions
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 class IndexConfig:
     """Everything ``hashrec index`` can set; recorded in the manifest."""
 
-    encoder: str = "lightgcn"
-    dim: int = 64
+    encoder: str = "gfcf"  # best measured within the CPU budget; see benchmarks/quality.md
+    dim: int = 0  # 0: 256 for gfcf, 64 for the trained encoders
     layers: int = 3
     epochs: int = 30
     batch_size: int = 0  # 0: about 50 steps per epoch, between 1,024 and 16,384
@@ -42,9 +42,10 @@ class IndexConfig:
     eval_every: int = 5
     patience: int = 3
     bits: int = 128
-    quantizer: str = "sign"
+    quantizer: str = "learned"
     code_transform: str = "mips"
     candidates: int = 200
+    binary_index: str = "auto"  # flat | ivf | auto (ivf from service.model.IVF_MIN_ITEMS items on)
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -117,13 +118,13 @@ def train_embeddings(
     if cfg.encoder == "gfcf":  # training-free, no torch
         from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 
-        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, seed=cfg.seed))
+        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim or 256, seed=cfg.seed))
         embeddings = closed_form.fit(data.train)
         return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
     from indexer.encoders.models import make_encoder  # torch is imported only here
 
     params = {
-        "dim": cfg.dim,
+        "dim": cfg.dim or 64,
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size or auto_batch_size(int(data.train.nnz)),
         "lr": cfg.lr or (1e-2 if cfg.encoder == "lightgcn" else 5e-3),
@@ -170,6 +171,26 @@ def recommender_arrays(
     }
 
 
+def item_index(
+    arrays: dict[str, np.ndarray], cfg: IndexConfig
+) -> tuple[faiss.IndexBinary, dict[str, object]]:
+    """The binary item index for the catalogue size (``cfg.binary_index``), and what was chosen.
+
+    A binary IVF gets the smallest power-of-two nprobe whose Hamming top-C (C = ``cfg.candidates``)
+    holds >= 0.95 of the exact flat top-C for up to 500 training users' codes.
+    """
+    codes = arrays["item_codes"]
+    index = build_binary_index(codes, cfg.binary_index, nprobe=1, seed=cfg.seed)
+    info: dict[str, object] = {"kind": index_kind(index)}
+    if info["kind"] == "ivf":
+        users = arrays["user_codes"]
+        sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]
+        k = min(cfg.candidates, len(codes))
+        nprobe, recall = tune_nprobe(index, codes, users[np.sort(sample)], k, target=0.95)
+        info.update(nlist=int(index.nlist), nprobe=nprobe, recall_of_flat_top_c=round(recall, 4))
+    return index, info
+
+
 def build_index(
     data: Interactions, store: ModelStore, cfg: IndexConfig, data_options: dict[str, object] | None = None
 ) -> dict[str, object]:
@@ -183,7 +204,8 @@ def build_index(
     train_seconds = time.perf_counter() - started
     quantizer = make_quantizer(cfg)
     arrays = recommender_arrays(data, users, items, quantizer)
-    model = ServingModel.from_arrays("unpublished", arrays)
+    index, index_info = item_index(arrays, cfg)
+    model = ServingModel.from_arrays("unpublished", arrays, binary_index=index)
     metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))
     metrics["train_seconds"] = round(train_seconds, 1)
     index_bytes = faiss.serialize_index_binary(model.binary_index).tobytes()
@@ -207,6 +229,7 @@ def build_index(
             **({"table": encoder_config["table"]} if "table" in encoder_config else {}),
             "encoder_config": encoder_config,
             "quantizer": quantizer.config(),
+            "item_index": index_info,
         },
         metrics=metrics,
         libraries=library_versions(),

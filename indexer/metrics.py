@@ -82,3 +82,27 @@ def evaluate_rankings(
     result = {name: round(total / n, 6) for name, total in sorted(sums.items())}
     result["users"] = len(users)
     return result
+
+
+def exact_recall(
+    users_vec: np.ndarray,
+    items_vec: np.ndarray,
+    train: sp.csr_matrix,
+    truth: sp.csr_matrix,
+    users: np.ndarray,
+    k: int = 20,
+    batch_size: int = 2048,
+) -> float:
+    """Recall@k of the full-precision inner-product ranking for ``users`` (training items excluded)."""
+    total = 0.0
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = users_vec[batch] @ items_vec.T
+        rows, cols = train[batch].nonzero()
+        scores[rows, cols] = -np.inf
+        ranked = np.argpartition(-scores, k, axis=1)[:, :k]
+        total += recall_ndcg(ranked, truth, batch, k)[f"recall@{k}"] * int(
+            (np.diff(truth[batch].indptr) > 0).sum()
+        )
+    n = int((np.diff(truth[users].indptr) > 0).sum())
+    return total / max(n, 1)

@@ -26,11 +26,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClosedFormConfig:
-    """dim: rank k of the SVD (the vector length); beta: the degree exponent on items."""
+    """dim: rank k of the SVD (the vector length), 0 to choose it on a validation holdout;
+    beta: the degree exponent on items."""
 
-    dim: int = 256
+    dim: int = 0
     beta: float = 0.5
     seed: int = 0
+    ranks: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    val_fraction: float = 0.1
+    max_val_users: int = 5000
 
 
 def normalized_interactions(train: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -57,15 +61,41 @@ class ClosedForm(Encoder):
         return {"encoder": self.name, **asdict(self.cfg)}
 
     def fit(self, train: sp.csr_matrix, validation: sp.csr_matrix | None = None) -> Embeddings:
-        """Closed form: ``validation`` is not needed and is ignored."""
+        """Closed form; with ``dim=0`` the rank is chosen on a holdout of ``train``."""
         started = time.perf_counter()
+        rank = self.cfg.dim or self.choose_rank(train)
+        users, items = self._factor(train, rank)
+        self.history.append({"seconds": round(time.perf_counter() - started, 2), "rank": users.shape[1]})
+        log.info("closed-form encoder: rank %d in %.1fs", users.shape[1], time.perf_counter() - started)
+        return Embeddings(users, items)
+
+    def _factor(self, train: sp.csr_matrix, rank: int) -> tuple[np.ndarray, np.ndarray]:
+        """User and item vectors of the rank-``rank`` ideal filter."""
         normalized, item_degree = normalized_interactions(train)
-        k = min(self.cfg.dim, min(normalized.shape) - 1)
+        k = max(1, min(rank, min(normalized.shape) - 1))
         _, singular, vt = svds(normalized, k=k, random_state=self.cfg.seed)
         basis = vt[np.argsort(-singular)].T.astype(np.float32)  # (n_items, k), strongest first
         degree = np.maximum(item_degree, 1.0).astype(np.float32)
         items = basis * (degree**self.cfg.beta)[:, None]
         users = sp.csr_matrix(train, dtype=np.float32) @ (basis * (degree**-self.cfg.beta)[:, None])
-        self.history.append({"seconds": round(time.perf_counter() - started, 2), "rank": k})
-        log.info("closed-form encoder: rank %d in %.1fs", k, time.perf_counter() - started)
-        return Embeddings(np.ascontiguousarray(users, dtype=np.float32), np.ascontiguousarray(items))
+        return np.ascontiguousarray(users, dtype=np.float32), np.ascontiguousarray(items, dtype=np.float32)
+
+    def choose_rank(self, train: sp.csr_matrix) -> int:
+        """The candidate rank with the best validation Recall@20 (one SVD at the largest rank;
+        smaller ranks are its leading columns)."""
+        from indexer.build import holdout
+        from indexer.metrics import exact_recall
+
+        fit, validation = holdout(train, self.cfg.val_fraction, self.cfg.seed)
+        limit = min(fit.shape) - 1
+        ranks = sorted({min(r, limit) for r in self.cfg.ranks if r >= 1})
+        users, items = self._factor(fit, ranks[-1])
+        eval_users = np.flatnonzero(np.diff(validation.indptr) > 0)
+        if len(eval_users) > self.cfg.max_val_users:
+            rng = np.random.default_rng(self.cfg.seed)
+            eval_users = np.sort(rng.choice(eval_users, self.cfg.max_val_users, replace=False))
+        scores = {r: exact_recall(users[:, :r], items[:, :r], fit, validation, eval_users) for r in ranks}
+        best = max(ranks, key=lambda r: (scores[r], -r))
+        self.history.append({"rank_search": {str(r): round(v, 5) for r, v in scores.items()}, "chosen": best})
+        log.info("closed-form rank search %s -> %d", scores, best)
+        return best

@@ -72,3 +72,14 @@ def test_straight_through_gradient_is_tanh_gradient():
 def test_bad_bits_refused():
     with pytest.raises(ValueError, match="multiple of 8"):
         LearnedQuantizer(10)
+
+
+def test_closed_form_chooses_its_rank_on_a_holdout():
+    data = generate_interactions(n_users=300, n_items=200, n_communities=4, seed=9)
+    encoder = ClosedForm(ClosedFormConfig(dim=0, ranks=(4, 8, 16, 64)))
+    emb = encoder.fit(data.train)
+    search = encoder.history[0]
+    assert set(search["rank_search"]) == {"4", "8", "16", "64"}
+    assert emb.users.shape[1] == search["chosen"]
+    best = max(search["rank_search"].items(), key=lambda kv: (kv[1], -int(kv[0])))
+    assert emb.users.shape[1] == int(best[0]) and emb.items.shape == (data.n_items, int(best[0]))
