@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             epochs=args.epochs,
             progress=False,
             seed=args.seed,
-            dim=256 if encoder == "gfcf" else args.dim,
+            dim=args.gfcf_dim if encoder == "gfcf" else args.dim,
             layers=args.layers,
         )
         started = time.perf_counter()
@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--quantizers", nargs="+", default=["sign"], choices=["sign", "learned"])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--gfcf-dim", type=int, default=0, help="0: rank chosen on a holdout.")
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--replot", action="store_true", help="Redraw from --out/results.json; no runs.")
