@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")
     redis_url: str | None = Field(None, description="Unset: the in-process cache only.")
     redis_timeout_s: float = Field(0.05, gt=0, description="Redis connect/read timeout.")
-    near_cache_size: int = Field(10_000, ge=0, description="In-process tier before Redis; 0: none.")
+    # Off by default: measured no gain on cache hits (benchmarks/results/cache_tier, 0.90x).
+    near_cache_size: int = Field(0, ge=0, description="In-process tier before Redis; 0: none.")
     near_cache_ttl_s: float = Field(5.0, gt=0, description="TTL of the in-process tier before Redis.")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin; unset: disabled.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
