@@ -13,12 +13,97 @@ import numpy as np
 from model_store import Artifact, CorruptVersion
 from model_store.schema import ITEM_INDEX_FILE, check_recommender
 
+#: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
+#: here (benchmarks/serving.md): at 40k items the flat scan beats every approximate index, at 1M
+#: binary IVF answers several times faster at >= 0.95 recall of the flat top-C.
+IVF_MIN_ITEMS = 200_000
+HAMMING_KERNELS = ("auto", "faiss", "numba")
+RERANK_DTYPES = ("float32", "float16")
 
-def build_binary_index(item_codes: np.ndarray) -> faiss.IndexBinary:
-    """Exact Hamming index over packed uint8 item codes."""
-    index = faiss.IndexBinaryFlat(item_codes.shape[1] * 8)
-    index.add(np.ascontiguousarray(item_codes, dtype=np.uint8))
-    return index
+
+def ivf_nlist(n_items: int) -> int:
+    """Inverted lists for a binary IVF over n_items: about 4 sqrt(N), at most 4096 (training cost)."""
+    return int(max(1, min(4096, round(4 * np.sqrt(n_items)))))
+
+
+def build_binary_index(
+    item_codes: np.ndarray,
+    kind: str = "flat",
+    nlist: int | None = None,
+    nprobe: int = 16,
+    seed: int = 0,
+) -> faiss.IndexBinary:
+    """Hamming index over packed uint8 item codes, ids equal to item rows.
+
+    Parameters
+    ----------
+    kind : {"flat", "ivf", "auto"}
+        ``flat``: exact scan (IndexBinaryFlat). ``ivf``: IndexBinaryIVF with ``nlist`` lists
+        (default :func:`ivf_nlist`), trained on at most 40 codes per list. ``auto``: ivf from
+        :data:`IVF_MIN_ITEMS` items on, else flat.
+    nprobe : int
+        Lists probed per query (IVF); stored in the index. :func:`tune_nprobe` chooses it.
+    """
+    codes = np.ascontiguousarray(item_codes, dtype=np.uint8)
+    bits = codes.shape[1] * 8
+    if kind == "auto":
+        kind = "ivf" if len(codes) >= IVF_MIN_ITEMS else "flat"
+    if kind == "flat":
+        index = faiss.IndexBinaryFlat(bits)
+        index.add(codes)
+        return index
+    if kind != "ivf":
+        raise ValueError(f"binary index kind must be flat, ivf or auto, got {kind!r}")
+    nlist = nlist or ivf_nlist(len(codes))
+    ivf = faiss.index_binary_factory(bits, f"BIVF{nlist}")  # an IndexBinaryIVF owning its quantizer
+    ivf.cp.niter = 10
+    ivf.cp.seed = seed
+    ivf.cp.max_points_per_centroid = 40
+    sample = np.random.default_rng(seed).permutation(len(codes))[: 40 * nlist]
+    ivf.train(codes[np.sort(sample)])
+    ivf.add(codes)
+    ivf.nprobe = min(nprobe, nlist)
+    return ivf
+
+
+def index_kind(index: faiss.IndexBinary) -> str:
+    """``flat`` or ``ivf`` (or the faiss class name for any other binary index)."""
+    if isinstance(index, faiss.IndexBinaryFlat):
+        return "flat"
+    if isinstance(index, faiss.IndexBinaryIVF):
+        return "ivf"
+    return type(index).__name__
+
+
+def flat_recall(
+    index: faiss.IndexBinary, item_codes: np.ndarray, queries: np.ndarray, k: int, nprobe: int
+) -> float:
+    """Mean fraction of the exact (flat) Hamming top-k that ``index`` returns with ``nprobe``.
+
+    Ties at the k-th distance make several exact top-k sets equally right, so an item counts as
+    found when its distance is within the exact k-th distance of that query.
+    """
+    flat = build_binary_index(item_codes, "flat")
+    queries = np.ascontiguousarray(queries, dtype=np.uint8)
+    exact_d, _ = flat.search(queries, k)
+    params = faiss.SearchParametersIVF(nprobe=nprobe)
+    approx_d, approx_i = index.search(queries, k, params=params)
+    found = (approx_i >= 0) & (approx_d <= exact_d[:, -1:])
+    return float(found.sum(axis=1).mean() / k)
+
+
+def tune_nprobe(
+    index: faiss.IndexBinary, item_codes: np.ndarray, queries: np.ndarray, k: int, target: float = 0.95
+) -> tuple[int, float]:
+    """Smallest power-of-two nprobe whose recall of the flat top-k reaches ``target``; sets it."""
+    nlist = int(index.nlist)
+    nprobe = 1
+    while True:
+        recall = flat_recall(index, item_codes, queries, k, nprobe)
+        if recall >= target or nprobe >= nlist:
+            index.nprobe = nprobe
+            return nprobe, recall
+        nprobe = min(nlist, nprobe * 2)
 
 
 @dataclass
@@ -42,6 +127,8 @@ class ServingModel:
     binary_index: faiss.IndexBinary
     manifest: dict[str, Any] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    hamming_kernel: str = "auto"
+    rerank_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         a = self.arrays
@@ -63,25 +150,67 @@ class ServingModel:
         popularity = np.asarray(self.item_popularity)
         # Most popular first; enough for any k plus exclusions, without a full sort per request.
         self.popular_order = np.argsort(-popularity, kind="stable")[:20_000].astype(np.int64)
+        if self.hamming_kernel not in HAMMING_KERNELS:
+            raise ValueError(f"hamming_kernel must be one of {HAMMING_KERNELS}, got {self.hamming_kernel!r}")
+        if self.rerank_dtype not in RERANK_DTYPES:
+            raise ValueError(f"rerank_dtype must be one of {RERANK_DTYPES}, got {self.rerank_dtype!r}")
+        self.index_kind = index_kind(self.binary_index)
+        # The vectorized scan replaces faiss's flat scan only (same results, tested); an IVF
+        # index is searched by faiss. Codes are read as uint64 words: a view, no copy.
+        use_kernel = (
+            self.hamming_kernel != "faiss"
+            and self.index_kind == "flat"
+            and self.item_codes.shape[1] % 8 == 0
+            and _kernel() is not None
+        )
+        if self.hamming_kernel == "numba" and not use_kernel:
+            raise ValueError("hamming_kernel='numba' needs numba, a flat index and codes of 64k bits")
+        self.scan = "numba" if use_kernel else "faiss"
+        self._words = (
+            np.ascontiguousarray(self.item_codes, dtype=np.uint8).view(np.uint64).ravel()
+            if use_kernel
+            else None
+        )
+        # Rerank targets: the float32 embeddings (mmapped, shared) or a float16 copy (half the bytes).
+        stored16 = a.get("item_embeddings_f16")
+        if self.rerank_dtype == "float16":
+            self.rerank_items: np.ndarray = (
+                stored16 if stored16 is not None else np.asarray(self.item_embeddings, dtype=np.float16)
+            )
+        else:
+            self.rerank_items = self.item_embeddings
 
     @classmethod
-    def from_arrays(cls, version: str, arrays: Mapping[str, np.ndarray]) -> ServingModel:
-        """Serve arrays held in memory (the indexer evaluates a model this way before publishing)."""
-        return cls(version=version, arrays=arrays, binary_index=build_binary_index(arrays["item_codes"]))
+    def from_arrays(
+        cls,
+        version: str,
+        arrays: Mapping[str, np.ndarray],
+        binary_index: faiss.IndexBinary | None = None,
+        **options: Any,
+    ) -> ServingModel:
+        """Serve arrays held in memory (the indexer evaluates a model this way before publishing).
+
+        ``binary_index`` defaults to an exact flat index; ``options`` are ``hamming_kernel`` and
+        ``rerank_dtype``.
+        """
+        index = binary_index if binary_index is not None else build_binary_index(arrays["item_codes"])
+        return cls(version=version, arrays=arrays, binary_index=index, **options)
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact) -> ServingModel:
-        """Serve a verified artifact: arrays mmapped, the index read after its checksum matched."""
+    def from_artifact(cls, artifact: Artifact, **options: Any) -> ServingModel:
+        """Serve a verified artifact: arrays mmapped, the index (flat or IVF) read after its
+        checksum matched. ``options``: ``hamming_kernel``, ``rerank_dtype``."""
         arrays = dict(check_recommender(artifact))
-        if artifact.has("code_projection.npy"):
-            arrays["code_projection"] = artifact.array("code_projection")
+        for optional in ("code_projection", "item_embeddings_f16"):
+            if artifact.has(f"{optional}.npy"):
+                arrays[optional] = artifact.array(optional)
         # mmap: several workers share the page cache instead of one copy each.
         flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
         index = faiss.read_index_binary(str(artifact.file_path(ITEM_INDEX_FILE)), flag)
         if index.ntotal != len(arrays["item_ids"]) or index.d != artifact.manifest.bits:
             raise CorruptVersion(f"version {artifact.version}: {ITEM_INDEX_FILE} disagrees with item_codes")
         summary = artifact.manifest.model_dump(exclude={"files"})
-        return cls(version=artifact.version, arrays=arrays, binary_index=index, manifest=summary)
+        return cls(version=artifact.version, arrays=arrays, binary_index=index, manifest=summary, **options)
 
     @property
     def n_users(self) -> int:
@@ -94,3 +223,205 @@ class ServingModel:
     def seen(self, user_row: int) -> np.ndarray:
         """Item rows the user interacted with in training."""
         return self.seen_indices[self.seen_indptr[user_row] : self.seen_indptr[user_row + 1]]
+
+    def hamming_knn(
+        self, codes: np.ndarray, k: int, nprobe: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(distances int32, item rows int64) of the k nearest codes, (n, k), nearest first.
+
+        Flat: exact, ties by item row (faiss's order, which the vectorized kernel reproduces).
+        IVF: approximate, -1 where the probed lists hold fewer than k; ``nprobe`` overrides the
+        index's own for this call.
+        """
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        k = min(k, self.n_items)
+        if self._words is not None:
+            return hamming_knn_kernel(self._words, codes, k)
+        if nprobe is not None and self.index_kind == "ivf":
+            distances, items = self.binary_index.search(
+                codes, k, params=faiss.SearchParametersIVF(nprobe=nprobe)
+            )
+        else:
+            distances, items = self.binary_index.search(codes, k)
+        return distances.astype(np.int32, copy=False), items.astype(np.int64, copy=False)
+
+
+# --- A vectorized flat Hamming scan (numba) -------------------------------------------------------
+# faiss's IndexBinaryFlat keeps a heap per query and pays for it per code; this scan computes 8
+# distances at a time (XOR + popcount, which LLVM turns into vector popcounts where the CPU has
+# them), keeps only codes within a running threshold, and shrinks that buffer to the k best by a
+# counting sort when it fills. Results equal faiss's exactly: the k smallest (distance, row) pairs
+# in that order (tests/service/test_speed_paths.py).
+
+_KERNEL: Any = None
+
+
+def _kernel() -> Any:
+    """The compiled scan, or None without numba (faiss's scan is used then)."""
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            _KERNEL = _compile_kernel()
+        except ImportError:
+            _KERNEL = False
+    return _KERNEL or None
+
+
+def _compile_kernel() -> Any:
+    import numba
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic  # type: ignore[misc]
+    def popcount(typingctx: Any, x: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.ctpop(args[0])
+
+        return types.uint64(types.uint64), codegen
+
+    jit = numba.njit(boundscheck=False, nogil=True, cache=True)
+
+    @jit  # type: ignore[misc]
+    def shrink(ids, dist, m, k, bits):
+        """Keep the k smallest (dist, position) of the first m entries, in place; return (m, t)."""
+        hist = np.zeros(bits + 1, np.int64)
+        for i in range(m):
+            hist[dist[i]] += 1
+        below = 0
+        t = 0
+        for t in range(bits + 1):
+            if below + hist[t] >= k:
+                break
+            below += hist[t]
+        take = k - below
+        j = 0
+        for i in range(m):
+            v = dist[i]
+            if v < t or (v == t and take > 0):
+                if v == t:
+                    take -= 1
+                ids[j] = ids[i]
+                dist[j] = v
+                j += 1
+        return j, t
+
+    @jit  # type: ignore[misc]
+    def scan_one(words, q, w, k, ids, dist, out_d, out_i):
+        n = words.shape[0] // w
+        bits = w * 64
+        cap = ids.shape[0]
+        t = bits  # accept codes with distance <= t
+        m = 0
+        block = np.empty(8, np.uint64)
+        n8 = n - n % 8
+        for s in range(0, n, 8):
+            width = 8 if s < n8 else n - s
+            hit = False
+            for u in range(width):
+                i = s + u
+                v = np.uint64(0)
+                for j in range(w):
+                    v += popcount(words[i * w + j] ^ q[j])
+                block[u] = v
+                hit |= v <= t
+            if hit:
+                for u in range(width):
+                    v = block[u]
+                    if v <= t:
+                        ids[m] = s + u
+                        dist[m] = v
+                        m += 1
+                        if m == cap:
+                            m, t = shrink(ids, dist, m, k, bits)
+                            t -= 1  # later rows tie-break after the kept ones
+        m, t = shrink(ids, dist, m, min(k, m), bits)
+        # counting sort of the kept entries by distance; stable, so ties stay in row order
+        start = np.zeros(bits + 2, np.int64)
+        for i in range(m):
+            start[dist[i] + 1] += 1
+        for v in range(1, bits + 2):
+            start[v] += start[v - 1]
+        for i in range(m):
+            p = start[dist[i]]
+            start[dist[i]] = p + 1
+            out_i[p] = ids[i]
+            out_d[p] = dist[i]
+
+    @jit  # type: ignore[misc]
+    def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
+        """scan_one specialised to 128-bit codes (the default), where the unrolled loop vectorizes."""
+        n = words.shape[0] // 2
+        cap = ids.shape[0]
+        t = 128
+        m = 0
+        block = np.empty(8, np.uint64)
+        n8 = n - n % 8
+        for s in range(0, n8, 8):
+            hit = False
+            for u in range(8):
+                i = s + u
+                v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
+                block[u] = v
+                hit |= v <= t
+            if hit:
+                for u in range(8):
+                    v = block[u]
+                    if v <= t:
+                        ids[m] = s + u
+                        dist[m] = v
+                        m += 1
+                        if m == cap:
+                            m, t = shrink(ids, dist, m, k, 128)
+                            t -= 1
+        for i in range(n8, n):
+            v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
+            if v <= t:
+                ids[m] = i
+                dist[m] = v
+                m += 1
+                if m == cap:
+                    m, t = shrink(ids, dist, m, k, 128)
+                    t -= 1
+        m, t = shrink(ids, dist, m, min(k, m), 128)
+        start = np.zeros(130, np.int64)
+        for i in range(m):
+            start[dist[i] + 1] += 1
+        for v in range(1, 130):
+            start[v] += start[v - 1]
+        for i in range(m):
+            p = start[dist[i]]
+            start[dist[i]] = p + 1
+            out_i[p] = ids[i]
+            out_d[p] = dist[i]
+
+    @jit  # type: ignore[misc]
+    def knn(words, queries, k, out_d, out_i):
+        w = queries.shape[1]
+        cap = max(4 * k, 8192)
+        ids = np.empty(cap, np.int64)
+        dist = np.empty(cap, np.int64)
+        for r in range(queries.shape[0]):
+            if w == 2:
+                scan_2words(words, queries[r, 0], queries[r, 1], k, ids, dist, out_d[r], out_i[r])
+            else:
+                scan_one(words, queries[r], w, k, ids, dist, out_d[r], out_i[r])
+
+    return knn
+
+
+def hamming_knn_kernel(words: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Hamming k-NN of packed uint8 ``codes`` (n, 8w) against item ``words`` (uint64, N * w).
+
+    Same answer as faiss.IndexBinaryFlat.search (k <= N): (distances int32, rows int64), (n, k).
+    """
+    knn = _kernel()
+    if knn is None:
+        raise ImportError("the vectorized Hamming scan needs numba")
+    queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
+    n_items = words.shape[0] // queries.shape[1]
+    k = min(k, n_items)
+    out_d = np.empty((len(queries), k), np.int32)
+    out_i = np.empty((len(queries), k), np.int64)
+    if k > 0:
+        knn(words, queries, k, out_d, out_i)
+    return out_d, out_i

@@ -115,27 +115,67 @@ class ExactSearcher(Searcher):
         return _pad(_mask_invalid(items, values), k)
 
 
+def _excluded_mask(items: np.ndarray, exclude: Sequence[np.ndarray], n_items: int) -> np.ndarray:
+    """True where ``items[row, j]`` is in ``exclude[row]``: one sorted-key searchsorted, no row loop."""
+    n = items.shape[0]
+    lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
+    if not lengths.any():
+        return np.zeros(items.shape, dtype=bool)
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    keys = np.sort(rows * n_items + np.concatenate(list(exclude)).astype(np.int64, copy=False))
+    query = np.arange(n, dtype=np.int64)[:, None] * n_items + items
+    pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+    return (keys[pos] == query) & (items >= 0)
+
+
+def _first_kept(
+    items: np.ndarray, distances: np.ndarray, keep: np.ndarray, n_candidates: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first n_candidates kept columns of each row, left-aligned and padded (-1, int32 max)."""
+    n = items.shape[0]
+    if items.shape[1] >= n_candidates and keep.all():  # nothing excluded or missing: no copy
+        return items[:, :n_candidates], distances[:, :n_candidates], np.full(n, n_candidates)
+    rank = np.cumsum(keep, axis=1) - 1
+    rows, cols = np.nonzero(keep & (rank < n_candidates))
+    out_items = np.full((n, n_candidates), -1, dtype=np.int64)
+    out_dist = np.full((n, n_candidates), np.iinfo(np.int32).max, dtype=np.int32)
+    out_items[rows, rank[rows, cols]] = items[rows, cols]
+    out_dist[rows, rank[rows, cols]] = distances[rows, cols]
+    return out_items, out_dist, np.minimum(keep.sum(axis=1), n_candidates)
+
+
 def hamming_candidates(
     model: ServingModel, codes: np.ndarray, n_candidates: int, exclude: Sequence[np.ndarray] | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The n_candidates nearest items by Hamming distance that are not excluded.
 
-    The faiss search asks for ``n_candidates`` plus the largest exclusion list, so excluded
-    (seen) items never eat the candidate budget. Returns item rows (-1 padded) and distances.
+    The search asks for ``n_candidates`` plus the largest exclusion list, so excluded (seen)
+    items never eat the candidate budget. An approximate (IVF) index can return fewer than
+    asked when its probed lists run short; those rows are searched again with 4x the probes,
+    up to every list (an exact scan), so a row is short only when the catalogue itself is.
+    Returns item rows (-1 padded) and distances, nearest first, ties by item row.
     """
-    n = codes.shape[0]
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
     extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
     fetch = min(model.n_items, n_candidates + extra)
-    distances, items = model.binary_index.search(np.ascontiguousarray(codes), fetch)
-    out_items = np.full((n, n_candidates), -1, dtype=np.int64)
-    out_dist = np.full((n, n_candidates), np.iinfo(np.int32).max, dtype=np.int32)
-    for row in range(n):
-        keep = items[row] >= 0
-        if exclude is not None and len(exclude[row]):
-            keep &= ~np.isin(items[row], exclude[row])
-        kept = np.flatnonzero(keep)[:n_candidates]
-        out_items[row, : len(kept)] = items[row, kept]
-        out_dist[row, : len(kept)] = distances[row, kept]
+    distances, items = model.hamming_knn(codes, fetch)
+    keep = items >= 0
+    if extra:
+        keep &= ~_excluded_mask(items, exclude, model.n_items)  # type: ignore[arg-type]
+    out_items, out_dist, counts = _first_kept(items, distances, keep, n_candidates)
+    if model.index_kind != "ivf":
+        return out_items, out_dist
+    nprobe, nlist = int(model.binary_index.nprobe), int(model.binary_index.nlist)
+    short = (counts < n_candidates) & (items < 0).any(axis=1)
+    while nprobe < nlist and short.any():
+        nprobe = min(nlist, nprobe * 4)
+        rows = np.flatnonzero(short)
+        distances, items = model.hamming_knn(codes[rows], fetch, nprobe=nprobe)
+        keep = items >= 0
+        if extra:
+            keep &= ~_excluded_mask(items, [exclude[int(r)] for r in rows], model.n_items)  # type: ignore[index]
+        out_items[rows], out_dist[rows], counts[rows] = _first_kept(items, distances, keep, n_candidates)
+        short[rows] = (counts[rows] < n_candidates) & (items < 0).any(axis=1)
     return out_items, out_dist
 
 
@@ -185,10 +225,14 @@ class TwoStageSearcher(Searcher):
         n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
         cand, _ = hamming_candidates(self.model, codes, n_candidates, exclude)
         valid = cand >= 0
-        targets = np.asarray(self.model.item_embeddings[np.where(valid, cand, 0).ravel()])
-        targets = targets.reshape(*cand.shape, -1)
-        scores = np.einsum("ncd,nd->nc", targets, vectors.astype(np.float32, copy=False))
-        scores[~valid] = -np.inf
+        all_valid = bool(valid.all())
+        # float32 or float16 rerank vectors (ServingModel.rerank_dtype); scored in float32.
+        targets = self.model.rerank_items[(cand if all_valid else np.where(valid, cand, 0)).ravel()]
+        targets = targets.astype(np.float32, copy=False).reshape(*cand.shape, -1)
+        query = vectors.astype(np.float32, copy=False)[:, :, None]
+        scores = np.matmul(targets, query)[:, :, 0]
+        if not all_valid:
+            scores[~valid] = -np.inf
         positions, values = top_k(scores, k)
         items = np.take_along_axis(cand, positions, axis=1)
         return _pad(_mask_invalid(items, values), k)

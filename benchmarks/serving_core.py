@@ -1,0 +1,416 @@
+"""Search core benchmark: queries/s, Recall@20 and bytes/item of the serving search methods vs N.
+
+Generated embeddings with realistic structure (clustered, item norms varying about +-25% so the
+inner product and the angle disagree), 128-bit sign codes after the MIPS-to-cosine reduction (the
+indexer's quantizer), one faiss thread for every search. Methods, each scored by Recall@20 of its
+final ranking against the exact inner-product top-20:
+
+- ``exact_ip``: faiss IndexFlatIP over float32 vectors (the exact reference).
+- ``two_stage_faiss``: faiss IndexBinaryFlat Hamming top-C (C = 200) + float32 rerank: the
+  service's TwoStageSearcher with ``hamming_kernel="faiss"``.
+- ``two_stage``: the same with the vectorized numba scan (the service default when numba is
+  installed); ``two_stage_f16``: that with float16 rerank vectors.
+- ``two_stage_ivf``: binary IVF (service.model.build_binary_index "ivf", nprobe tuned for >= 0.95
+  recall of the flat top-C) + rerank.
+- ``hnsw``: faiss IndexHNSWFlat (inner product, M = 16) for reference, efSearch the smallest of
+  16..512 reaching the two-stage's Recall@20 (skipped above ``--hnsw-max``).
+
+Also measured in the same process: DRAM read bandwidth (numpy sum over a 1 GiB array) and the
+flat Hamming scan alone (faiss and numba) in bytes of codes per second.
+
+    flock /tmp/hashrec-heavy.lock python benchmarks/serving_core.py --sizes 40000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from indexer.codes import random_projection
+from service.model import ServingModel, build_binary_index, flat_recall, hamming_knn_kernel, tune_nprobe
+from service.search import TwoStageSearcher
+
+DIM, BITS, K, C = 64, 128, 20, 200
+
+
+def generate(n_items: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered item and query vectors; item norms vary (lognormal, sigma 0.25), in chunks."""
+    rng = np.random.default_rng(seed)
+    n_clusters = 1024
+    centres = rng.standard_normal((n_clusters, DIM)).astype(np.float32)
+    items = np.empty((n_items, DIM), np.float32)
+    for start in range(0, n_items, 1_000_000):
+        stop = min(n_items, start + 1_000_000)
+        block = centres[rng.integers(0, n_clusters, stop - start)]
+        block += 0.7 * rng.standard_normal(block.shape, dtype=np.float32)
+        block *= rng.lognormal(0.0, 0.25, (stop - start, 1)).astype(np.float32)
+        items[start:stop] = block
+    queries = centres[rng.integers(0, n_clusters, n_queries)]
+    queries = queries + 0.7 * rng.standard_normal(queries.shape, dtype=np.float32)
+    return items, queries.astype(np.float32)
+
+
+def encode(items: np.ndarray, queries: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """indexer.codes.SignQuantizer(BITS, "mips") codes, computed in chunks (10M items fit)."""
+    projection = random_projection(DIM + 1, BITS, seed)
+    max_norm = float(
+        max(np.linalg.norm(items[s : s + 1_000_000], axis=1).max() for s in range(0, len(items), 1_000_000))
+    )
+    item_codes = np.empty((len(items), BITS // 8), np.uint8)
+    for start in range(0, len(items), 1_000_000):
+        scaled = items[start : start + 1_000_000] / max_norm
+        extra = np.sqrt(np.clip(1.0 - np.square(scaled).sum(axis=1), 0.0, None))
+        item_codes[start : start + 1_000_000] = np.packbits(
+            np.hstack([scaled, extra[:, None]]) @ projection > 0, axis=1
+        )
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    query_codes = np.packbits(
+        np.hstack([unit, np.zeros((len(unit), 1), np.float32)]) @ projection > 0, axis=1
+    )
+    return item_codes, query_codes
+
+
+def serving_model(
+    items: np.ndarray, item_codes: np.ndarray, index: Any = None, **options: Any
+) -> ServingModel:
+    """A ServingModel over the generated catalogue (no users, ids, or seen items needed here)."""
+    n = len(items)
+    arrays = {
+        "user_ids": np.array(["u0"]),
+        "item_ids": np.arange(n).astype(str) if n <= 2_000_000 else np.array(["i"] * n),
+        "user_embeddings": items[:1],
+        "item_embeddings": items,
+        "user_codes": item_codes[:1],
+        "item_codes": item_codes,
+        "seen_indptr": np.zeros(2, np.int64),
+        "seen_indices": np.zeros(0, np.int32),
+        "item_popularity": np.zeros(n, np.int64),
+    }
+    return ServingModel.from_arrays(f"bench-{n}", arrays, binary_index=index, **options)
+
+
+def rate(fn: Any, n_queries: int, batch: int, budget_s: float) -> float:
+    """Queries per second of fn(start, stop) over consecutive query batches, within budget_s."""
+    fn(0, batch)  # warm (JIT, caches)
+    done, start = 0, time.perf_counter()
+    while True:
+        lo = done % max(1, n_queries - batch + 1)
+        fn(lo, lo + batch)
+        done += batch
+        elapsed = time.perf_counter() - start
+        if elapsed > budget_s or done >= 20 * n_queries:
+            return done / elapsed
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(
+        np.mean(
+            [
+                len(set(a.tolist()) & set(b.tolist())) / truth.shape[1]
+                for a, b in zip(found, truth, strict=True)
+            ]
+        )
+    )
+
+
+def dram_bandwidth() -> float:
+    """Bytes/s of numpy summing a 1 GiB float32 array (one core, best of 3)."""
+    big = np.ones(1 << 28, np.float32)
+    big.sum()
+    best = min(_timed(big.sum) for _ in range(3))
+    return big.nbytes / best
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    items, queries = generate(n, args.queries, seed=n % 1000)
+    item_codes, query_codes = encode(items, queries)
+    log(f"N={n:,}: generated in {time.perf_counter() - t0:.1f}s")
+    out: dict[str, Any] = {"n_items": n, "methods": {}}
+    budget = args.budget_s
+
+    flat_ip = faiss.IndexFlatIP(DIM)
+    flat_ip.add(items)
+    _, truth = flat_ip.search(queries, K)
+    methods = out["methods"]
+
+    def record(name: str, search: Any, found: np.ndarray, bytes_per_item: float, **extra: Any) -> None:
+        one = rate(search, len(queries), 1, budget)
+        batched = rate(search, len(queries), args.batch, budget)
+        methods[name] = {
+            "qps_1": round(one, 1),
+            f"qps_{args.batch}": round(batched, 1),
+            "recall_at_20": round(recall_at_k(found, truth), 4),
+            "bytes_per_item": round(bytes_per_item, 1),
+            **extra,
+        }
+        log(f"  {name}: {methods[name]}")
+
+    record(
+        "exact_ip",
+        lambda lo, hi, index=flat_ip: index.search(queries[lo:hi], K),
+        truth,
+        4 * DIM,
+    )
+    del flat_ip
+
+    # Two-stage with faiss's scan, with the numba scan, with float16 rerank vectors.
+    code_bytes = BITS / 8
+    variants = (
+        ("two_stage_faiss", {"hamming_kernel": "faiss"}, 4 * DIM),
+        ("two_stage", {"hamming_kernel": "numba"}, 4 * DIM),
+        ("two_stage_f16", {"hamming_kernel": "numba", "rerank_dtype": "float16"}, 2 * DIM),
+    )
+    for name, options, rerank_bytes in variants:
+        model = serving_model(items, item_codes, **options)
+        searcher = TwoStageSearcher(model, candidates=C)
+        found = searcher.search(queries, query_codes, K).items
+        record(
+            name,
+            lambda lo, hi, s=searcher: s.search(queries[lo:hi], query_codes[lo:hi], K),
+            found,
+            code_bytes + rerank_bytes,
+            scan=model.scan,
+        )
+        if name == "two_stage":
+            # stage split at one query per call: the scan for C, then the whole two-stage call
+            scan = rate(lambda lo, hi, m=model: m.hamming_knn(query_codes[lo:hi], C), len(queries), 1, budget)
+            methods[name]["scan_share_1"] = round(methods[name]["qps_1"] / scan, 3)
+        del model, searcher
+
+    # The flat Hamming scan alone, in bytes of codes per second, faiss and numba.
+    flat_bin = build_binary_index(item_codes, "flat")
+    words = item_codes.view(np.uint64).ravel()
+    scan_faiss = rate(
+        lambda lo, hi, index=flat_bin: index.search(query_codes[lo:hi], C), len(queries), 1, budget
+    )
+    scan_numba = rate(
+        lambda lo, hi: hamming_knn_kernel(words, query_codes[lo:hi], C), len(queries), 1, budget
+    )
+    same = all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            flat_bin.search(query_codes[:50], C), hamming_knn_kernel(words, query_codes[:50], C), strict=True
+        )
+    )
+    out["flat_scan"] = {
+        "faiss_qps_1": round(scan_faiss, 1),
+        "numba_qps_1": round(scan_numba, 1),
+        "faiss_gb_s": round(scan_faiss * n * code_bytes / 1e9, 2),
+        "numba_gb_s": round(scan_numba * n * code_bytes / 1e9, 2),
+        "numba_over_faiss": round(scan_numba / scan_faiss, 2),
+        "numba_fraction_of_dram": round(scan_numba * n * code_bytes / bandwidth, 3),
+        "codes_mib": round(n * code_bytes / 2**20, 1),
+        "numba_equals_faiss_top200": same,
+    }
+    log(f"  flat scan: {out['flat_scan']}")
+    del flat_bin
+
+    # Binary IVF, nprobe tuned on half the queries for >= 0.95 recall of the flat top-C.
+    started = time.perf_counter()
+    ivf = build_binary_index(item_codes, "ivf", nprobe=1)
+    build_s = time.perf_counter() - started
+    half = len(queries) // 2
+    nprobe, _ = tune_nprobe(ivf, item_codes, query_codes[:half], C, target=0.95)
+    held_out = flat_recall(ivf, item_codes, query_codes[half:], C, nprobe)
+    model = serving_model(items, item_codes, index=ivf)
+    searcher = TwoStageSearcher(model, candidates=C)
+    record(
+        "two_stage_ivf",
+        lambda lo, hi, s=searcher: s.search(queries[lo:hi], query_codes[lo:hi], K),
+        searcher.search(queries, query_codes, K).items,
+        code_bytes + 8 + 4 * DIM,  # codes + int64 id per inverted-list entry + rerank vector
+        nlist=int(ivf.nlist),
+        nprobe=nprobe,
+        recall_of_flat_top_c=round(held_out, 4),
+        build_s=round(build_s, 1),
+    )
+    del model, searcher, ivf
+
+    if n <= args.hnsw_max:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
+        started = time.perf_counter()
+        hnsw = faiss.IndexHNSWFlat(DIM, 16, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 40
+        hnsw.add(items)
+        build_s = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
+        target = methods["two_stage"]["recall_at_20"]
+        for ef in (16, 32, 64, 128, 256, 512):
+            hnsw.hnsw.efSearch = ef
+            found = hnsw.search(queries, K)[1]
+            if recall_at_k(found, truth) >= target:
+                break
+        links = hnsw.hnsw.neighbors.size() * 4 + hnsw.hnsw.offsets.size() * 8
+        record(
+            "hnsw",
+            lambda lo, hi: hnsw.search(queries[lo:hi], K),
+            found,
+            4 * DIM + links / n,
+            ef_search=ef,
+            build_s=round(build_s, 1),
+        )
+        del hnsw
+    out["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def meta() -> dict[str, Any]:
+    import numba
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "service"], capture_output=True, text=True, check=False
+    )
+    model = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "",
+    )
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{model}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB",
+        "commit": commit.stdout.strip() + ("+dirty(service)" if dirty.stdout.strip() else ""),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "numba": numba.__version__,
+        "faiss_threads": 1,
+        "dim": DIM,
+        "bits": BITS,
+        "candidates": C,
+        "k": K,
+    }
+
+
+def write(results: dict[str, Any], out: Path, batch: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    m = results["meta"]
+    lines = [
+        f"{m['machine']}; {m['date']}; commit {m['commit']}; python {m['python']}, numpy {m['numpy']}, "
+        f"faiss {m['faiss']}, numba {m['numba']}; faiss threads 1; dim {m['dim']}, {m['bits']}-bit codes, "
+        f"C = {m['candidates']}, Recall@{m['k']} against exact inner product. "
+        f"DRAM read bandwidth (numpy sum, 1 GiB): {results['dram_gb_s']} GB/s.",
+        "",
+    ]
+    for size in results["sizes"]:
+        n = size["n_items"]
+        exact = size["methods"]["exact_ip"]
+        lines += [
+            f"### N = {n:,}",
+            "",
+            f"| method | queries/s, 1 per call | queries/s, batch {batch} | x exact (1 / batch) "
+            "| Recall@20 | bytes/item | notes |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in size["methods"].items():
+            notes = ", ".join(
+                f"{k}={v}"
+                for k, v in r.items()
+                if k not in ("qps_1", f"qps_{batch}", "recall_at_20", "bytes_per_item")
+            )
+            lines.append(
+                f"| {name} | {r['qps_1']:,.0f} | {r[f'qps_{batch}']:,.0f} | "
+                f"{r['qps_1'] / exact['qps_1']:.1f} / {r[f'qps_{batch}'] / exact[f'qps_{batch}']:.1f} | "
+                f"{r['recall_at_20']:.3f} | {r['bytes_per_item']:.0f} | {notes} |"
+            )
+        s = size["flat_scan"]
+        lines += [
+            "",
+            f"Flat Hamming scan alone (top-{m['candidates']}, 1 query per call, {s['codes_mib']} MiB of "
+            f"codes): faiss {s['faiss_qps_1']:,.0f} q/s = {s['faiss_gb_s']} GB/s; numba "
+            f"{s['numba_qps_1']:,.0f} q/s = {s['numba_gb_s']} GB/s ({s['numba_over_faiss']}x faiss, "
+            f"{s['numba_fraction_of_dram']:.2f} of DRAM bandwidth); identical top-200 to faiss: "
+            f"{s['numba_equals_faiss_top200']}.",
+            "",
+        ]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(results, out, batch)
+
+
+def plot(results: dict[str, Any], out: Path, batch: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = results["sizes"]
+    names = sorted({name for s in sizes for name in s["methods"]})
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for name in names:
+        xs = [s["n_items"] for s in sizes if name in s["methods"]]
+        for ax, key in ((axes[0], "qps_1"), (axes[1], f"qps_{batch}")):
+            ax.plot(xs, [s["methods"][name][key] for s in sizes if name in s["methods"]], "o-", label=name)
+        axes[2].plot(
+            xs,
+            [s["methods"][name]["bytes_per_item"] for s in sizes if name in s["methods"]],
+            "o-",
+            label=name,
+        )
+    for ax, title in zip(
+        axes, ("queries/s, 1 query per call", f"queries/s, batches of {batch}", "bytes per item"), strict=True
+    ):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("items (N)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"hashrec search core, 1 faiss thread ({results['meta']['machine']}, {results['meta']['date']})",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(out / "qps_bytes_vs_n.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[40_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--budget-s", type=float, default=2.0, help="seconds per throughput measurement")
+    parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest N that gets an HNSW index")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_core"))
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(1)
+    bandwidth = dram_bandwidth()
+    log(f"DRAM read bandwidth {bandwidth / 1e9:.1f} GB/s")
+    results: dict[str, Any] = {"meta": meta(), "dram_gb_s": round(bandwidth / 1e9, 2), "sizes": []}
+    for n in args.sizes:
+        results["sizes"].append(run_size(n, args, bandwidth))
+        write(results, args.out, args.batch)  # partial results survive a later failure
+    log((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

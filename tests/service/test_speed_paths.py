@@ -1,0 +1,196 @@
+"""The fast serving paths answer exactly (or, where approximate, within a stated recall) what the
+plain ones do: the vectorized Hamming scan equals faiss, the vectorized exclusion equals a per-row
+loop, batched answers equal unbatched ones, float16 rerank and binary IVF keep their recall."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from model_store import ModelStore
+from model_store.schema import ITEM_INDEX_FILE
+from service.model import (
+    ServingModel,
+    build_binary_index,
+    flat_recall,
+    hamming_knn_kernel,
+    tune_nprobe,
+)
+from service.search import ExactSearcher, TwoStageSearcher, hamming_candidates
+from tests.conftest import planted_arrays
+
+numba = pytest.importorskip("numba")
+
+
+def clustered_codes(n: int, n_bytes: int, seed: int, flip: float = 0.1) -> np.ndarray:
+    """Codes near a few centres: many equal distances, so tie order is exercised."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 256, (6, n_bytes), dtype=np.uint8)
+    bits = np.unpackbits(centres[rng.integers(0, 6, n)], axis=1)
+    return np.packbits(bits ^ (rng.random(bits.shape) < flip), axis=1)
+
+
+@pytest.mark.parametrize("n_bytes", [8, 16, 32])
+@pytest.mark.parametrize("n", [1, 7, 1003, 20_011])
+@pytest.mark.parametrize("k", [1, 10, 200, 5000])
+def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k):
+    codes = clustered_codes(n, n_bytes, seed=n + k)
+    queries = np.vstack([clustered_codes(5, n_bytes, seed=99), codes[: min(n, 3)]])
+    flat = faiss.IndexBinaryFlat(n_bytes * 8)
+    flat.add(codes)
+    k = min(k, n)
+    expected_d, expected_i = flat.search(queries, k)
+    got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k)
+    assert np.array_equal(got_i, expected_i)
+    assert np.array_equal(got_d, expected_d)
+
+
+def test_the_kernel_buffer_shrinks_many_times():
+    """k small against a large catalogue with heavy ties: the running threshold is exercised."""
+    codes = clustered_codes(200_003, 16, seed=3, flip=0.02)
+    queries = codes[[0, 17, 99_999]]
+    flat = faiss.IndexBinaryFlat(128)
+    flat.add(codes)
+    for k in (1, 33, 2048):
+        expected_d, expected_i = flat.search(queries, k)
+        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k)
+        assert np.array_equal(got_i, expected_i) and np.array_equal(got_d, expected_d)
+
+
+@pytest.fixture(params=[64, 128, 256])
+def kernel_and_faiss(request):
+    arrays = planted_arrays(n_users=200, n_items=3000, bits=request.param, seed=request.param)
+    fast = ServingModel.from_arrays("fast", arrays, hamming_kernel="numba")
+    plain = ServingModel.from_arrays("plain", arrays, hamming_kernel="faiss")
+    assert fast.scan == "numba" and plain.scan == "faiss"
+    return fast, plain
+
+
+def test_served_answers_do_not_depend_on_the_scan(kernel_and_faiss):
+    fast, plain = kernel_and_faiss
+    users = np.arange(fast.n_users)
+    a = TwoStageSearcher(fast, candidates=100).search_users(users, 20)
+    b = TwoStageSearcher(plain, candidates=100).search_users(users, 20)
+    assert np.array_equal(a.items, b.items)
+    assert np.array_equal(a.scores, b.scores)
+
+
+def loop_candidates(model, codes, n_candidates, exclude):
+    """The former per-row implementation, kept as the reference."""
+    extra = max((len(e) for e in exclude), default=0)
+    fetch = min(model.n_items, n_candidates + extra)
+    distances, items = model.binary_index.search(np.ascontiguousarray(codes), fetch)
+    out_items = np.full((len(codes), n_candidates), -1, dtype=np.int64)
+    out_dist = np.full((len(codes), n_candidates), np.iinfo(np.int32).max, dtype=np.int32)
+    for row in range(len(codes)):
+        keep = items[row] >= 0
+        if len(exclude[row]):
+            keep &= ~np.isin(items[row], exclude[row])
+        kept = np.flatnonzero(keep)[:n_candidates]
+        out_items[row, : len(kept)] = items[row, kept]
+        out_dist[row, : len(kept)] = distances[row, kept]
+    return out_items, out_dist
+
+
+@pytest.mark.parametrize("n_candidates", [1, 50, 480, 600])
+def test_vectorized_exclusion_equals_the_row_loop(kernel_and_faiss, n_candidates):
+    fast, plain = kernel_and_faiss
+    rng = np.random.default_rng(n_candidates)
+    users = np.arange(60)
+    # seen items, nothing, duplicates, unsorted extras and the whole catalogue for one user
+    exclude = [fast.seen(int(u)) for u in users]
+    exclude[3] = np.empty(0, np.int64)
+    exclude[4] = rng.integers(0, fast.n_items, 400)
+    exclude[5] = np.arange(fast.n_items)[::-1]
+    codes = fast.user_codes[users]
+    expected = loop_candidates(plain, codes, n_candidates, exclude)
+    for model in (fast, plain):
+        got = hamming_candidates(model, codes, n_candidates, exclude)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert (expected[0][5] == -1).all()
+
+
+def test_batched_answers_equal_unbatched(kernel_and_faiss):
+    fast, _ = kernel_and_faiss
+    searcher = TwoStageSearcher(fast, oversample=10)
+    users = np.arange(64)
+    batched = searcher.search_users(users, 20)
+    for row, user in enumerate(users):
+        single = searcher.search_users(np.array([user]), 20)
+        assert np.array_equal(single.items[0], batched.items[row])
+        assert np.array_equal(single.scores[0], batched.scores[row])
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b, strict=True)]))
+
+
+def test_float16_rerank_keeps_the_float32_ranking():
+    """Stated bound: float16 rerank vectors keep >= 0.99 of the float32 two-stage top-20."""
+    arrays = planted_arrays(n_users=300, n_items=4000, dim=32, bits=128, seed=5)
+    f32 = ServingModel.from_arrays("f32", arrays)
+    f16 = ServingModel.from_arrays("f16", arrays, rerank_dtype="float16")
+    assert f16.rerank_items.dtype == np.float16 and f32.rerank_items.dtype == np.float32
+    users = np.arange(f32.n_users)
+    a = TwoStageSearcher(f32, candidates=200).search_users(users, 20)
+    b = TwoStageSearcher(f16, candidates=200).search_users(users, 20)
+    assert overlap(a.items, b.items) >= 0.99
+    assert np.allclose(a.scores, b.scores, rtol=2e-2, atol=2e-2)
+    seen_free = [not set(b.items[u]) & set(f16.seen(u).tolist()) for u in users]
+    assert all(seen_free)
+
+
+@pytest.fixture(scope="module")
+def ivf_arrays():
+    return planted_arrays(n_users=400, n_items=30_000, dim=32, bits=128, seed=7)
+
+
+def test_binary_ivf_recall_of_the_flat_top_c(ivf_arrays):
+    """Tuned binary IVF returns >= 0.95 of the flat Hamming top-C (C = 200) on generated data."""
+    codes, queries = ivf_arrays["item_codes"], ivf_arrays["user_codes"]
+    index = build_binary_index(codes, "ivf", nlist=128)
+    nprobe, recall = tune_nprobe(index, codes, queries[:200], k=200)
+    assert recall >= 0.95 and index.nprobe == nprobe < 128
+    assert flat_recall(index, codes, queries[200:], 200, nprobe) >= 0.95  # held-out queries
+    assert build_binary_index(codes, "auto").__class__ is faiss.IndexBinaryFlat  # 30k: flat
+
+
+def test_ivf_candidates_are_never_short(ivf_arrays):
+    """With one probe the lists run short; the retry still delivers C non-seen candidates."""
+    index = build_binary_index(ivf_arrays["item_codes"], "ivf", nlist=512, nprobe=1)
+    model = ServingModel.from_arrays("ivf", ivf_arrays, binary_index=index)
+    assert model.index_kind == "ivf" and model.scan == "faiss"
+    users = np.arange(50)
+    exclude = [model.seen(int(u)) for u in users]
+    items, distances = hamming_candidates(model, model.user_codes[users], 1000, exclude)
+    assert (items >= 0).all()
+    for row in range(len(users)):
+        assert len(set(items[row].tolist())) == 1000
+        assert not set(items[row].tolist()) & set(exclude[row].tolist())
+        assert (np.diff(distances[row]) >= 0).all()
+
+
+def test_an_ivf_artifact_loads_and_serves(tmp_path, ivf_arrays):
+    index = build_binary_index(ivf_arrays["item_codes"], "ivf", nlist=128, nprobe=32)
+    store = ModelStore(tmp_path / "store")
+    blob = faiss.serialize_index_binary(index).tobytes()
+    version = store.publish(ivf_arrays, {ITEM_INDEX_FILE: blob}, bits=128)
+    model = ServingModel.from_artifact(store.open(version))
+    assert model.index_kind == "ivf" and model.binary_index.nprobe == 32
+    users = np.arange(100)
+    exact = ExactSearcher(model).search_users(users, 20).items
+    served = TwoStageSearcher(model, candidates=200).search_users(users, 20).items
+    flat = ServingModel.from_arrays("flat", ivf_arrays)
+    served_flat = TwoStageSearcher(flat, candidates=200).search_users(users, 20).items
+    assert overlap(exact, served) >= overlap(exact, served_flat) - 0.02
+
+
+def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
+    from indexer.build import IndexConfig, item_index
+
+    flat, info = item_index(ivf_arrays, IndexConfig())  # 30k items: below the IVF threshold
+    assert info == {"kind": "flat"} and isinstance(flat, faiss.IndexBinaryFlat)
+    ivf, info = item_index(ivf_arrays, IndexConfig(binary_index="ivf", candidates=200))
+    assert info["kind"] == "ivf" and info["nprobe"] == ivf.nprobe
+    assert info["recall_of_flat_top_c"] >= 0.95 and info["nlist"] == ivf.nlist
