@@ -14,60 +14,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+import common
 
 from indexer.build import IndexConfig, build_index
 from indexer.data import generate_interactions
 from model_store import ModelStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reliability import free_port, start_redis
+from common import free_port, start_redis
 
 
 def start(store: Path, redis_port: int, near: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+    """One worker caching in Redis, with (near > 0) or without the in-process tier."""
     env = {
-        **os.environ,
         "HASHREC_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "HASHREC_NEAR_CACHE_SIZE": str(near),
         "HASHREC_POLL_INTERVAL_S": "0",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hashrec",
-            "serve",
-            "--store",
-            str(store),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("service did not start")
+    return common.start_service(store, free_port(), env)
 
 
 async def drive(base: str, users: list[str], seconds: float, concurrency: int) -> dict[str, float]:
@@ -133,16 +107,11 @@ def main() -> None:
         for name, rs in runs.items()
     }
     ratio = round(summary["tiered"]["rps"] / summary["redis_only"]["rps"], 3)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     meta = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "commit": commit,
+        **common.run_metadata(),
         **vars(args),
     }
+    commit = meta["commit"]
     meta["out"] = str(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(

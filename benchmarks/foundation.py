@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
-import subprocess
+import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,9 @@ from indexer.data import load_interactions
 from indexer.metrics import evaluate_rankings
 from service.model import ServingModel
 from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+
+sys.path.insert(0, str(Path(__file__).parent))
+import common
 
 PUBLISHED = {
     "gowalla": {"LightGCN (paper, L=3)": (0.1823, 0.1555), "LightGCN (paper, L=4)": (0.1830, 0.1550)}
@@ -90,18 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def machine() -> dict[str, object]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    import os
-
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "commit": commit,
-    }
+    return common.run_metadata()
 
 
 def write_report(result: dict[str, object], out: Path, candidates: list[int]) -> None:

@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,6 +27,9 @@ from indexer.build import seen_csr
 from indexer.codes import SignQuantizer
 from model_store import ModelStore
 from service.model import build_binary_index
+
+sys.path.insert(0, str(Path(__file__).parent))
+import common
 
 
 def synthetic_arrays(n_users: int, n_items: int, dim: int, bits: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -147,20 +148,15 @@ def main() -> None:
         )
         del arrays
         results = [measure(store.root, workers, 8700 + workers) for workers in (1, 4)]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     meta = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "commit": commit,
+        **common.run_metadata(),
         "items": args.items,
         "users": args.users,
         "dim": args.dim,
         "bits": args.bits,
         "artifact_mib": round(artifact_mib, 1),
     }
+    commit = meta["commit"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
