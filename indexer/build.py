@@ -118,7 +118,7 @@ def train_embeddings(
     if cfg.encoder == "gfcf":  # training-free, no torch
         from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 
-        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim or 256, seed=cfg.seed))
+        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, seed=cfg.seed))
         embeddings = closed_form.fit(data.train)
         return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
     from indexer.encoders.models import make_encoder  # torch is imported only here
