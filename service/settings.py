@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
     shutdown_drain_s: float = Field(
         0.0, ge=0, le=300, description="On SIGTERM: /readyz 503 and keep serving this long; 0: stop at once."
+    )
+    hamming_kernel: Literal["auto", "faiss", "numba"] = Field(
+        "auto", description="Flat Hamming scan: numba's XOR+popcount kernel when installed, else faiss."
+    )
+    rerank_dtype: Literal["float32", "float16"] = Field(
+        "float32", description="float16 halves rerank memory (converted at load unless the artifact has it)."
     )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
     log_level: str = Field("info")

@@ -70,7 +70,9 @@ class ServiceState:
     def _build(self, version: str | None) -> Loaded:
         """Verify, load and smoke-test a version (blocking; runs in a worker thread)."""
         artifact = self.store.open(version)
-        model = ServingModel.from_artifact(artifact)
+        model = ServingModel.from_artifact(
+            artifact, hamming_kernel=self.settings.hamming_kernel, rerank_dtype=self.settings.rerank_dtype
+        )
         searcher = TwoStageSearcher(model, self.settings.oversample, self.settings.max_candidates)
         recommender = Recommender(model, searcher)
         smoke_test(recommender)
