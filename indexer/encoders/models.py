@@ -19,7 +19,7 @@ class MFBPR(BPREncoder):
 
     def build(self, train: sp.csr_matrix, device: torch.device) -> BPRModule:
         n_users, n_items = train.shape
-        return BPRModule(n_users, n_items, self.cfg.dim)
+        return BPRModule(n_users, n_items, self.cfg.dim, **self.table_kwargs())  # type: ignore[arg-type]
 
 
 def normalized_adjacency(train: sp.csr_matrix) -> sp.csr_matrix:
@@ -67,13 +67,27 @@ class _SymmetricSpMM(torch.autograd.Function):
 class LightGCNModule(BPRModule):
     """Final vectors = mean of layers 0..L of normalized propagation, no transforms."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int, layers: int, adjacency: torch.Tensor) -> None:
-        super().__init__(n_users, n_items, dim)
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        layers: int,
+        adjacency: torch.Tensor,
+        **tables: object,
+    ) -> None:
+        super().__init__(n_users, n_items, dim, **tables)  # type: ignore[arg-type]
         self.layers = layers
         self.register_buffer("adjacency", adjacency, persistent=False)
 
+    def batch(
+        self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        users_vec, items_vec = self.final()
+        return users_vec[users], items_vec[pos], items_vec[neg]
+
     def final(self) -> tuple[torch.Tensor, torch.Tensor]:
-        layer = torch.cat([self.user0, self.item0])
+        layer = torch.cat(self.layer0())
         total = layer
         for _ in range(self.layers):
             layer = _SymmetricSpMM.apply(self.adjacency, layer)
@@ -99,7 +113,9 @@ class LightGCN(BPREncoder):
     def build(self, train: sp.csr_matrix, device: torch.device) -> BPRModule:
         n_users, n_items = train.shape
         adjacency = to_torch_sparse(normalized_adjacency(train)).to(device)
-        return LightGCNModule(n_users, n_items, self.cfg.dim, self.cfg.layers, adjacency)
+        return LightGCNModule(
+            n_users, n_items, self.cfg.dim, self.cfg.layers, adjacency, **self.table_kwargs()
+        )
 
 
 ENCODERS = {"mf": MFBPR, "lightgcn": LightGCN}
