@@ -20,9 +20,8 @@ def align_to_model(
     Returns the aligned matrix and the number of pairs dropped because the model does not
     know the user or the item.
     """
-    user_rows = np.array([model.user_index.get(u, -1) for u in user_ids.tolist()], dtype=np.int64)
-    item_index = {item: row for row, item in enumerate(model.item_ids.tolist())}
-    item_rows = np.array([item_index.get(i, -1) for i in item_ids.tolist()], dtype=np.int64)
+    user_rows = model.user_index.rows(user_ids.tolist())
+    item_rows = model.item_index.rows(item_ids.tolist())
     coo = matrix.tocoo()
     rows, cols = user_rows[coo.row], item_rows[coo.col]
     known = (rows >= 0) & (cols >= 0)

@@ -12,6 +12,7 @@ import numpy as np
 
 from model_store import Artifact, CorruptVersion
 from model_store.schema import ITEM_INDEX_FILE, check_recommender
+from service.ids import IdIndex
 
 #: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
 #: here (benchmarks/serving.md): at 40k items the flat scan beats every approximate index, at 1M
@@ -131,7 +132,9 @@ class ServingModel:
     rerank_dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        a = self.arrays
+        # Plain ndarray views of the (mmapped) arrays: the same shared pages, without np.memmap's
+        # per-indexing overhead (about 7 us per lookup, 5 lookups per request).
+        a = {name: np.asarray(value) for name, value in self.arrays.items()}
         self.user_ids: np.ndarray = a["user_ids"]
         self.item_ids: np.ndarray = a["item_ids"]
         self.user_embeddings: np.ndarray = a["user_embeddings"]
@@ -141,8 +144,8 @@ class ServingModel:
         self.seen_indptr: np.ndarray = np.asarray(a["seen_indptr"])
         self.seen_indices: np.ndarray = a["seen_indices"]
         self.item_popularity: np.ndarray = a["item_popularity"]
-        self.user_index: dict[str, int] = {uid: row for row, uid in enumerate(self.user_ids.tolist())}
-        self.item_index: dict[str, int] = {iid: row for row, iid in enumerate(self.item_ids.tolist())}
+        self.user_index = IdIndex(self.user_ids)
+        self.item_index = IdIndex(self.item_ids)
         self.bits = self.item_codes.shape[1] * 8
         self.code_projection: np.ndarray | None = a.get("code_projection")
         quantizer = self.manifest.get("config", {}).get("quantizer", {})

@@ -40,12 +40,11 @@ def _items(pairs: list[tuple[str, float]]) -> list[ScoredItem]:
 
 def _item_rows(loaded: Loaded, ids: list[str], field: str, strict: bool) -> np.ndarray:
     """Item rows of external ids; unknown ones are a 404 when strict, else skipped."""
-    index = loaded.model.item_index
-    rows = [index.get(item) for item in ids]
-    unknown = [item for item, row in zip(ids, rows, strict=True) if row is None]
-    if unknown and strict:
-        raise HTTPException(404, f"{field}: item_id {unknown[0]!r} is not known to model {loaded.version}")
-    return np.array([r for r in rows if r is not None], dtype=np.int64)
+    rows = loaded.model.item_index.rows(ids)
+    if strict and (rows < 0).any():
+        unknown = ids[int(np.flatnonzero(rows < 0)[0])]
+        raise HTTPException(404, f"{field}: item_id {unknown!r} is not known to model {loaded.version}")
+    return rows[rows >= 0]
 
 
 def _check_bounds(state: ServiceState, k: int, candidates: int | None) -> None:
@@ -124,17 +123,17 @@ async def recommend_batch(body: BatchRequest, state: StateDep, loaded: LoadedDep
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
     _check_bounds(state, body.k, None)
-    index = loaded.model.user_index
-    unknown = [user for user in body.user_ids if user not in index]
-    if unknown and body.strict:
-        raise HTTPException(404, f"user_ids: user_id {unknown[0]!r} is not known to model {loaded.version}")
-    known = [user for user in body.user_ids if user in index]
+    all_rows = loaded.model.user_index.rows(body.user_ids)
+    if body.strict and (all_rows < 0).any():
+        unknown_id = body.user_ids[int(np.flatnonzero(all_rows < 0)[0])]
+        raise HTTPException(404, f"user_ids: user_id {unknown_id!r} is not known to model {loaded.version}")
+    known = [user for user, row in zip(body.user_ids, all_rows, strict=True) if row >= 0]
     started = time.perf_counter()
     answers: dict[str, list[tuple[str, float]]] = {}
     if known:
-        rows = np.array([index[user] for user in known], dtype=np.int64)
+        rows = all_rows[all_rows >= 0]
         answers = dict(zip(known, loaded.recommender.for_users(rows, body.k, body.exclude_seen), strict=True))
-    popular = loaded.recommender.popular(body.k) if unknown else []
+    popular = loaded.recommender.popular(body.k) if len(known) < len(body.user_ids) else []
     metrics.STAGE.labels(stage="search_rerank").observe(time.perf_counter() - started)
     results = [
         RecommendResponse(
