@@ -38,7 +38,7 @@ def loadtest(
     zipf: Annotated[float, typer.Option(min=0.0, help="Skew of user and item popularity.")] = 1.1,
     k: Annotated[int, typer.Option(min=1, max=1000, help="k of every request.")] = 20,
     batch_size: Annotated[int, typer.Option(min=1, max=256, help="Users per batch request.")] = 8,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="Seed of which users and items are the popular ones.")] = 0,
     step_users: Annotated[int, typer.Option(min=1, help="Step ramp: users added per step.")] = 10,
     step_time: Annotated[float, typer.Option(min=1.0, help="Step ramp: seconds per step.")] = 10.0,
     max_steps: Annotated[int, typer.Option(min=1, max=1000, help="Step ramp: most steps.")] = 10,
