@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -76,35 +75,8 @@ def children(pid: int) -> list[int]:
 
 
 def measure(store: Path, workers: int, port: int) -> dict[str, object]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hashrec",
-            "serve",
-            "--store",
-            str(store),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "HASHREC_POLL_INTERVAL_S": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = common.start_service(store, port, {"HASHREC_POLL_INTERVAL_S": "0"}, workers=workers)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
         time.sleep(3 if workers > 1 else 0.5)  # let every worker finish loading
         with httpx.Client(base_url=base, timeout=30) as client:
             for i in range(200):
