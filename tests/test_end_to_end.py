@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import numpy as np
 import pytest
@@ -15,29 +9,9 @@ import pytest
 from indexer.build import IndexConfig, build_index
 from indexer.data import generate_interactions
 from model_store import ModelStore
+from tests.support import start_serve
 
 RECALL_FLOOR = 0.85  # served top-20 vs exact float top-20, 128-bit codes, C = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    """Poll /readyz until 200; fail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"service exited with {process.returncode}")
-        time.sleep(0.2)
-    pytest.fail("service never became ready")
 
 
 @pytest.fixture(scope="module")
@@ -49,25 +23,8 @@ def served(tmp_path_factory):
         encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01, bits=128, progress=False
     )
     result = build_index(data, store, cfg)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hashrec",
-            "serve",
-            "--store",
-            str(store.root),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "HASHREC_CACHE_ENABLED": "true"},
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_serve(store.root, {"HASHREC_CACHE_ENABLED": "true"})
     try:
-        wait_ready(base, process)
         yield base, store, data, result
     finally:
         process.terminate()
@@ -122,28 +79,8 @@ def test_unknown_user_over_http(served):
 
 def test_two_workers_serve_and_aggregate_metrics(served, tmp_path):
     _, store, data, _ = served
-    port = free_port()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hashrec",
-            "serve",
-            "--store",
-            str(store.root),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_serve(store.root, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, workers=2)
     try:
-        wait_ready(base, process)
         with httpx.Client(base_url=base, timeout=10) as client:
             for row in range(40):
                 response = client.post("/v1/recommend", json={"user_id": str(data.user_ids[row])})

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.support import free_port
+
 
 def _ping(host: str, port: int) -> bool:
     try:
@@ -24,12 +26,6 @@ def _ping(host: str, port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_redis(port: int, workdir: str, debug_commands: bool = False) -> subprocess.Popen[bytes]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,30 +13,15 @@ import pytest
 from service.app import create_app
 from service.settings import Settings
 from tests.service.redis_server import free_port, start_redis
-from tests.test_end_to_end import wait_ready
+from tests.support import start_serve
 
 
 def test_sigterm_drains_without_dropping_a_request(trained):
     """A client behaving like a load balancer (stops when /readyz says 503) loses nothing."""
     data, store = trained
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hashrec",
-            "serve",
-            "--store",
-            str(store.root),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "HASHREC_CACHE_ENABLED": "false", "HASHREC_SHUTDOWN_DRAIN_S": "1.0"},
+    process, base = start_serve(
+        store.root, {"HASHREC_CACHE_ENABLED": "false", "HASHREC_SHUTDOWN_DRAIN_S": "1.0"}
     )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base, process)
     users = [str(u) for u in data.user_ids[:200]]
     outcomes: list[str] = []
     lock = threading.Lock()
