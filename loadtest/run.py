@@ -200,7 +200,8 @@ def read_history(out: Path) -> list[dict[str, float]]:
     """One point per row of locust_stats_history.csv (about one a second).
 
     Throughput is the change of the total request and failure counts between rows (Locust's own
-    Requests/s column lags by a few seconds); latency percentiles are Locust's, over its last 10 s.
+    Requests/s column lags by a few seconds); latency percentiles are Locust's over its last 10 s
+    (``--csv-full-history`` makes them windowed; without it they are cumulative).
     """
     path = out / f"{CSV_PREFIX}_stats_history.csv"
     if not path.exists():
@@ -264,7 +265,7 @@ def locust_command(cfg: LoadTestConfig, base: str) -> list[str]:
     files = str(LOCUSTFILE) + (f",{STEP_SHAPE}" if cfg.shape == "step" else "")
     cmd = [
         sys.executable, "-m", "locust", "-f", files, "--headless", "--host", base,
-        "--csv", str(out / CSV_PREFIX), "--json-file", str(out / f"{CSV_PREFIX}_stats"),
+        "--csv", str(out / CSV_PREFIX), "--csv-full-history", "--json-file", str(out / f"{CSV_PREFIX}_stats"),
         "--html", str(out / "report.html"),
         "--only-summary", "--stop-timeout", "5", "--loglevel", "INFO",
         "--hashrec-store", str(cfg.store), "--hashrec-mix", cfg.mix,

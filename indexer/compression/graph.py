@@ -53,8 +53,11 @@ def _compact(labels: np.ndarray) -> np.ndarray:
     return rank[inverse]
 
 
-def louvain(train: sp.csr_matrix, resolution: float, seed: int = 0) -> Clustering:
-    """Louvain on the bipartite graph (``force_bipartite``), isolated ids labelled -1."""
+def louvain(train: sp.csr_matrix, resolution: float, seed: int = 0, shuffle: bool = False) -> Clustering:
+    """Louvain on the bipartite graph (``force_bipartite``), isolated ids labelled -1.
+
+    Without ``shuffle`` nodes are visited in id order and the seed has no effect.
+    """
     from sknetwork.clustering import Louvain
 
     train = sp.csr_matrix(train, dtype=np.float32)
@@ -64,7 +67,13 @@ def louvain(train: sp.csr_matrix, resolution: float, seed: int = 0) -> Clusterin
     items = np.full(train.shape[1], -1, dtype=np.int64)
     if len(active_users) and len(active_items):
         graph = train[active_users][:, active_items]
-        model = Louvain(resolution=resolution, random_state=seed, return_probs=False, return_aggregate=False)
+        model = Louvain(
+            resolution=resolution,
+            random_state=seed,
+            shuffle_nodes=shuffle,
+            return_probs=False,
+            return_aggregate=False,
+        )
         model.fit(graph, force_bipartite=True)
         users[active_users] = _compact(np.asarray(model.labels_row_))
         items[active_items] = _compact(np.asarray(model.labels_col_))
@@ -181,6 +190,10 @@ class GraphHash(Mapper):
         hashed row of it to its cluster row, so ids of one cluster no longer tie.
     double : bool
         DoubleGraphHash: the cluster row plus a hashed row of the same table, summed.
+    views : int
+        With ``separate``: sum the rows of this many Louvain clusterings (visiting the nodes in
+        different seeded orders), each with an equal share of the cluster rows; ids that share
+        a cluster in one view rarely share it in all.
     """
 
     name = "graphhash"
@@ -192,6 +205,7 @@ class GraphHash(Mapper):
         private: float = 0.0,
         residual: float = 0.0,
         double: bool = False,
+        views: int = 1,
         name: str | None = None,
     ) -> None:
         super().__init__(seed)
@@ -201,6 +215,9 @@ class GraphHash(Mapper):
         self.private = private
         self.residual = residual
         self.double = double
+        if views > 1 and not separate:
+            raise ValueError("several views need separate resolutions")
+        self.views = views
         self.name = name or ("double-graphhash" if double else "graphhash")
 
     def options(self) -> dict[str, Any]:
@@ -210,6 +227,7 @@ class GraphHash(Mapper):
             "private": self.private,
             "residual": self.residual,
             "double": self.double,
+            "views": self.views,
         }
 
     def _fit(self, train: sp.csr_matrix, total: int) -> tuple[RowMap, RowMap, dict[str, Any]]:
@@ -220,23 +238,30 @@ class GraphHash(Mapper):
         cluster_budget = [m - r - p for m, r, p in zip(side_rows, residual_rows, private_rows, strict=True)]
         if min(cluster_budget) < 1:
             raise ValueError("the budget leaves no row for clusters")
-        cache: dict[float, Clustering] = {}
+        cache: dict[tuple[float, int], Clustering] = {}
         started = time.perf_counter()
 
-        def run(resolution: float) -> Clustering:
-            if resolution not in cache:
-                cache[resolution] = louvain(train, resolution, self.seed)
-            return cache[resolution]
+        def run(resolution: float, view: int = 0) -> Clustering:
+            if (resolution, view) not in cache:
+                cache[resolution, view] = louvain(train, resolution, self.seed + view, shuffle=view > 0)
+            return cache[resolution, view]
 
+        views: list[tuple[np.ndarray, np.ndarray]] = []
+        view_rows: list[list[int]] = [[], []]
         if self.separate:
-            r_u, _, _ = search_resolution(lambda r: run(r).n_user_clusters, cluster_budget[0])
-            r_i, _, _ = search_resolution(lambda r: run(r).n_item_clusters, cluster_budget[1])
-            clusters = (run(r_u).users, run(r_i).items)
-            resolutions: list[float] = [r_u, r_i]
+            resolutions: list[float] = []
+            for view in range(self.views):
+                targets = [b // self.views + (b % self.views if view == 0 else 0) for b in cluster_budget]
+                r_u, _, _ = search_resolution(lambda r, v=view: run(r, v).n_user_clusters, targets[0])
+                r_i, _, _ = search_resolution(lambda r, v=view: run(r, v).n_item_clusters, targets[1])
+                views.append((run(r_u, view).users, run(r_i, view).items))
+                resolutions += [r_u, r_i]
+                view_rows[0].append(targets[0])
+                view_rows[1].append(targets[1])
         else:
             target = sum(cluster_budget)
             r, _, _ = search_resolution(lambda r: run(r).n_user_clusters + run(r).n_item_clusters, target)
-            clusters = (run(r).users, run(r).items)
+            views.append((run(r).users, run(r).items))
             resolutions = [r]
             # One resolution: each side's table is its own cluster count plus its share of the
             # rows left over, so the total still meets the budget exactly.
@@ -244,6 +269,7 @@ class GraphHash(Mapper):
             spare = target - sum(counts)
             spare_u = min(round(spare * n_users / (n_users + n_items)), n_users - counts[0])
             cluster_budget = [counts[0] + spare_u, counts[1] + spare - spare_u]
+            view_rows = [[cluster_budget[0]], [cluster_budget[1]]]
             side_rows = (
                 cluster_budget[0] + residual_rows[0] + private_rows[0],
                 cluster_budget[1] + residual_rows[1] + private_rows[1],
@@ -251,35 +277,57 @@ class GraphHash(Mapper):
         cluster_seconds = time.perf_counter() - started
         user_degree, item_degree = degrees(train)
         maps = []
-        for side, (labels, degree) in enumerate(((clusters[0], user_degree), (clusters[1], item_degree))):
+        for side, degree in enumerate((user_degree, item_degree)):
+            labels = [view[side] for view in views]
             maps.append(
-                self._side(labels, degree, side_rows[side], private_rows[side], residual_rows[side], side)
+                self._side(
+                    labels,
+                    degree,
+                    side_rows[side],
+                    private_rows[side],
+                    residual_rows[side],
+                    view_rows[side],
+                    side,
+                )
             )
         info = {
             "resolutions": [round(x, 4) for x in resolutions],
             "louvain_runs": len(cache),
-            "clusters": [int(c.max() + 1) if (c >= 0).any() else 0 for c in clusters],
+            "clusters": [int(c.max() + 1) if (c >= 0).any() else 0 for view in views for c in view],
             "cluster_seconds": round(cluster_seconds, 3),
         }
         return maps[0], maps[1], info
 
     def _side(
-        self, labels: np.ndarray, degree: np.ndarray, m: int, n_private: int, n_residual: int, side: int
+        self,
+        labels: list[np.ndarray],
+        degree: np.ndarray,
+        m: int,
+        n_private: int,
+        n_residual: int,
+        view_rows: list[int],
+        side: int,
     ) -> RowMap:
-        n = len(labels)
+        """Rows [0, clusters): the views' clusters; then private rows; then the residual rows."""
+        n = len(degree)
         hashes = np.random.default_rng([self.seed, side])
         order = frequency_order(degree)
         head = order[: min(n_private, n)]
-        # Private ids leave their cluster; the others keep its row.
+        # Private ids leave their clusters; the others keep one row per view.
         rest = np.ones(n, dtype=bool)
         rest[head] = False
         cluster_rows = m - n_residual - len(head)
-        base = np.full(n, -1, dtype=np.int64)
-        base[rest] = fill_private(
-            _compact_keep_missing(labels[rest]), cluster_rows, degree[rest], self.seed + side
-        )
-        base[head] = cluster_rows + np.arange(len(head))
-        slots = [base]
+        view_rows = [*view_rows[:-1], cluster_rows - sum(view_rows[:-1])]
+        slots = []
+        offset = 0
+        for view, (view_labels, rows) in enumerate(zip(labels, view_rows, strict=True)):
+            slot = np.full(n, -1, dtype=np.int64)
+            slot[rest] = offset + fill_private(
+                _compact_keep_missing(view_labels[rest]), rows, degree[rest], self.seed + side + 7 * view
+            )
+            slots.append(slot)
+            offset += rows
+        slots[0][head] = cluster_rows + np.arange(len(head))
         if n_residual:
             extra = np.full(n, -1, dtype=np.int64)
             extra[rest] = m - n_residual + UniversalHash(hashes)(np.flatnonzero(rest), n_residual)
