@@ -135,6 +135,17 @@ def _pool(options) -> IdPool:  # type: ignore[no-untyped-def]
         return _pools[key]
 
 
+@events.init.add_listener
+def _refresh_clock(environment, **_: object) -> None:  # type: ignore[no-untyped-def]
+    """Let --run-time count from now, not from when gevent's loop last looked at the clock.
+
+    Locust arms the run-time timer with ``gevent.spawn_later`` right after this event; libev
+    measures it from the loop's cached time, which is stale by however long the imports took
+    (seconds on a busy machine), and the run then ends that much early.
+    """
+    gevent.get_hub().loop.update_now()
+
+
 @events.test_start.add_listener
 def _check_store(environment, **_: object) -> None:  # type: ignore[no-untyped-def]
     """Fail fast, once, when the ids cannot be read (the master runs no users and needs none)."""
