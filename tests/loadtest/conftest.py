@@ -5,23 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from model_store import ModelStore
 from tests.conftest import planted_arrays, publish_arrays
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import start_serve
 
 
 def clean_env() -> dict[str, str]:
@@ -37,20 +29,6 @@ def require_locust() -> None:
     """Locust runs in subprocesses only (it monkey-patches with gevent on import)."""
     if importlib.util.find_spec("locust") is None:
         pytest.fail("locust is not installed: pip install -e '.[load]' (the load-test extra)")
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"service exited with {process.returncode}")
-        time.sleep(0.2)
-    pytest.fail("service never became ready")
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
@@ -84,16 +62,8 @@ def small_store(tmp_path_factory) -> Path:
 def service(small_store):
     """(base URL, store) of `hashrec serve` with the in-process cache, one worker."""
     require_locust()
-    port = free_port()
-    env = clean_env()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hashrec", "serve", "--store", str(small_store), "--port", str(port),
-         "--log-level", "warning"],
-        env={**env, "HASHREC_CACHE_ENABLED": "true"},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_serve(small_store, env={"HASHREC_CACHE_ENABLED": "true"})
     try:
-        wait_ready(base, process)
         yield base, small_store
     finally:
         stop(process)

@@ -31,8 +31,9 @@ from hashrec.cli import app as cli_app
 from service.app import create_app
 from service.settings import Settings
 from tests.loadtest import compose as cf
-from tests.loadtest.conftest import clean_env, free_port, require_locust, stop
+from tests.loadtest.conftest import clean_env, require_locust, stop
 from tests.service.redis_server import _ping, redis_url
+from tests.support import free_port
 
 ROOT = cf.ROOT
 DOC = cf.load()
