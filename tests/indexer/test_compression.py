@@ -175,6 +175,16 @@ def test_graphhash_separate_resolutions_meet_each_side_budget(data):
     assert len(c.info["resolutions"]) == 2
 
 
+def test_graphhash_views_sum_rows_of_several_clusterings(data):
+    c = GraphHash(seed=0, separate=True, views=2, private=0.1).fit(data.train, 0.25)
+    assert c.n_rows == budget_rows(0.25, data.n_users + data.n_items)
+    assert c.items.slots == 2 and len(c.info["clusters"]) == 4
+    shared = c.items.rows[:, 1] >= 0
+    assert c.items.distinct_ids() > len(np.unique(c.items.rows[shared, 0]))
+    with pytest.raises(ValueError, match="separate"):
+        GraphHash(views=2)
+
+
 def test_resolution_search_lands_just_under_the_target():
     calls = []
 
