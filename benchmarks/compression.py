@@ -256,8 +256,10 @@ def run(args: argparse.Namespace) -> None:
             for key_ in ("encoder", "dim", "epochs", "batch_size", "lr", "reg", "seed", "bits", "candidates")
         },
     }
-    label = f"{'+'.join(args.datasets)}|{args.encoder}"
-    results.setdefault("invocations", {})[label] = invocation
+    invocation["runs"] = f"{', '.join(args.datasets)}; {args.encoder}" + (
+        f"; {' '.join(args.pairs)}" if args.pairs else ""
+    )
+    results.setdefault("invocations", {})[invocation["command"]] = invocation
     results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
@@ -274,9 +276,9 @@ def report(args: argparse.Namespace) -> None:
         "| runs | command | machine | date | commit | wall time |",
         "|---|---|---|---|---|---|",
     ]
-    for label, inv in results.get("invocations", {}).items():
+    for inv in results.get("invocations", {}).values():
         lines.append(
-            f"| {label.replace('|', ', ')} | `flock /tmp/hashrec-heavy.lock {inv['command']}` "
+            f"| {inv['runs']} | `flock /tmp/hashrec-heavy.lock {inv['command']}` "
             f"| {inv['machine']} | {inv['date']} | {inv['commit']} | {inv['wall_seconds'] / 60:.1f} min |"
         )
     lines.append("")
@@ -442,7 +444,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--every-budget",
         nargs="+",
-        default=["hash", "double-frequency", "graphhash", "graphhash-plus"],
+        default=["hash", "double-frequency", "graphhash", "graphhash-plus", "learned"],
         help="methods run at every budget under --grid reduced",
     )
     parser.add_argument("--pairs", nargs="+", help="METHOD:BUDGET pairs to run instead of the grid")
