@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
+from indexer.build import QUANTIZERS, IndexConfig, make_quantizer, recommender_arrays, train_embeddings
 from indexer.data import load_interactions
 from indexer.metrics import evaluate_rankings
 from service.model import ServingModel
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--encoders", nargs="+", default=["mf", "lightgcn", "gfcf"])
     parser.add_argument("--bits", nargs="+", type=int, default=[64, 128, 256])
     parser.add_argument("--candidates", nargs="+", type=int, default=[100, 200])
-    parser.add_argument("--quantizers", nargs="+", default=["sign"], choices=["sign", "learned"])
+    parser.add_argument("--quantizers", nargs="+", default=["sign"], choices=list(QUANTIZERS))
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--gfcf-dim", type=int, default=0, help="0: rank chosen on a holdout.")

@@ -72,7 +72,11 @@ def index(
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.5, help="0 disables early stopping.")] = 0.05,
     bits: Annotated[int, typer.Option(min=8, max=4096, help="Code length, multiple of 8.")] = 128,
     quantizer: Annotated[
-        str, typer.Option(help="sign (random projection) or learned (distils the model's ranking).")
+        str,
+        typer.Option(
+            help="learned (distils the model's ranking), sign (random projection), itq, hashgnn, hqgnn, "
+            "learned-gste."
+        ),
     ] = "learned",
     code_transform: Annotated[str, typer.Option(help="mips or rotation (sign quantizer).")] = "mips",
     candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
@@ -86,8 +90,10 @@ def index(
         fail(f"--bits must be a multiple of 8, got {bits}")
     if encoder not in ("gfcf", "lightgcn", "mf"):
         fail(f"--encoder must be gfcf, lightgcn or mf, got {encoder!r}")
-    if quantizer not in ("sign", "learned"):
-        fail(f"--quantizer must be sign or learned, got {quantizer!r}")
+    from indexer.build import QUANTIZERS
+
+    if quantizer not in QUANTIZERS:
+        fail(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
     if code_transform not in ("mips", "rotation"):
         fail(f"--code-transform must be mips or rotation, got {code_transform!r}")
     from indexer.compression import METHODS

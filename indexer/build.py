@@ -81,15 +81,37 @@ def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
 
 
-def make_quantizer(cfg: IndexConfig) -> Quantizer:
-    """The configured code learner: ``sign`` (random projection) or ``learned`` (distilled)."""
-    if cfg.quantizer == "learned":
-        from indexer.learned_codes import LearnedQuantizer
+QUANTIZERS = ("sign", "itq", "learned", "hashgnn", "hqgnn", "learned-gste")
 
-        return LearnedQuantizer(bits=cfg.bits, seed=cfg.seed)
+
+def make_quantizer(cfg: IndexConfig) -> Quantizer:
+    """The configured code learner (see ``QUANTIZERS``)."""
     if cfg.quantizer == "sign":
         return SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
-    raise ValueError(f"unknown quantizer {cfg.quantizer!r}; choose sign or learned")
+    if cfg.quantizer == "itq":
+        from indexer.codes import ITQQuantizer
+
+        return ITQQuantizer(bits=cfg.bits, seed=cfg.seed)
+    from indexer.learned_codes import LearnedQuantizer
+
+    if cfg.quantizer == "learned":
+        return LearnedQuantizer(bits=cfg.bits, seed=cfg.seed)
+    if cfg.quantizer == "hashgnn":  # HashGNN's recipe: interactions, guidance, BPR + 0.1 BCE
+        return LearnedQuantizer(
+            bits=cfg.bits,
+            seed=cfg.seed,
+            estimator="hashgnn",
+            positives="train",
+            bce_weight=0.1,
+            name="hashgnn",
+        )
+    if cfg.quantizer == "hqgnn":  # HQ-GNN's 1-bit GSTE on the interactions' BPR loss
+        return LearnedQuantizer(
+            bits=cfg.bits, seed=cfg.seed, estimator="gste", positives="train", name="hqgnn"
+        )
+    if cfg.quantizer == "learned-gste":  # distillation trained through the GSTE
+        return LearnedQuantizer(bits=cfg.bits, seed=cfg.seed, estimator="gste", name="learned-gste")
+    raise ValueError(f"unknown quantizer {cfg.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
 
 
 def auto_batch_size(n_interactions: int) -> int:

@@ -8,6 +8,11 @@ encodes new queries unchanged) but learns ``W`` instead of drawing it: a BPR los
 training items excluded) above random items, with beta raised over training so the relaxation
 approaches the sign (as HashNet and CIGAR do), and a straight-through sign in the last epochs
 (HashGNN). The random projection is the starting point, so training can only refine it.
+
+The same trainer runs the published estimators (``estimator``, see :mod:`indexer.estimators`):
+HashGNN's stochastic guidance with a BCE term and its own positives (the training interactions,
+``positives="train"``), and HQ-GNN's Hessian-aware generalized straight-through estimator. The
+hash layer has no bias: the service encodes queries as ``sign(augment(x) @ W)``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from indexer.codes import mips_augment, pack_signs, random_projection
+
+ESTIMATORS = ("anneal", "hashgnn", "gste")
+POSITIVES = ("teacher", "train")
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +60,17 @@ class LearnedQuantizer:
     lr : float
     batch_size : int
     ste_epochs : int
-        Final epochs that use the sign with a straight-through gradient instead of tanh.
+        ``anneal`` only: final epochs that use the sign with a straight-through gradient.
+    estimator : {"anneal", "hashgnn", "gste"}
+        How codes are relaxed in training (:mod:`indexer.estimators`).
+    positives : {"teacher", "train"}
+        The encoder's own top-``teacher_k`` (distillation) or the training interactions.
+    negatives : int
+        Sampled negatives per positive.
+    bce_weight : float
+        Weight of a BCE term on the relaxed scores (HashGNN uses 0.1).
+    name : str
+        Recorded as ``quantizer`` in the manifest.
     """
 
     bits: int
@@ -62,6 +80,11 @@ class LearnedQuantizer:
     lr: float = 5e-3
     batch_size: int = 8192
     ste_epochs: int = 2
+    estimator: str = "anneal"
+    positives: str = "teacher"
+    negatives: int = 1
+    bce_weight: float = 0.0
+    name: str = "learned"
     transform: str = field(default="mips", init=False)
     projection: np.ndarray = field(init=False, repr=False)
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
@@ -69,6 +92,10 @@ class LearnedQuantizer:
     def __post_init__(self) -> None:
         if self.bits % 8 or self.bits <= 0:
             raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.positives not in POSITIVES:
+            raise ValueError(f"positives must be one of {POSITIVES}, got {self.positives!r}")
 
     def encode(
         self, users: np.ndarray, items: np.ndarray, seen: sp.csr_matrix | None = None
@@ -77,15 +104,24 @@ class LearnedQuantizer:
         aug_users, aug_items = mips_augment(users, items)
         seen = seen if seen is not None else sp.csr_matrix((len(users), len(items)), dtype=np.float32)
         started = time.perf_counter()
-        positives = teacher_top_k(users.astype(np.float32), items.astype(np.float32), seen, self.teacher_k)
-        self.projection = self._train(aug_users, aug_items, positives)
+        if self.positives == "teacher":
+            top = teacher_top_k(users.astype(np.float32), items.astype(np.float32), seen, self.teacher_k)
+            pair_users, pair_items = np.repeat(np.arange(len(users)), top.shape[1]), top.ravel()
+        else:
+            pair_users, pair_items = (a.astype(np.int64) for a in sp.csr_matrix(seen).nonzero())
+        self.projection = self._train(aug_users, aug_items, pair_users, pair_items)
         log.info("learned %d-bit projection in %.1fs", self.bits, time.perf_counter() - started)
         return pack_signs(aug_users @ self.projection), pack_signs(aug_items @ self.projection)
 
-    def _train(self, users: np.ndarray, items: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    def _train(
+        self, users: np.ndarray, items: np.ndarray, pair_users: np.ndarray, pair_items: np.ndarray
+    ) -> np.ndarray:
         import torch
 
+        from indexer.estimators import hutchinson_delta
+
         torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         start = random_projection(users.shape[1], self.bits, self.seed)
         # Scale so the initial pre-activations are O(1) whatever the input norms.
@@ -93,43 +129,70 @@ class LearnedQuantizer:
         weight = torch.nn.Parameter(torch.from_numpy(start * scale))
         optimizer = torch.optim.Adam([weight], lr=self.lr)
         user_t, item_t = torch.from_numpy(users), torch.from_numpy(items)
-        pair_users = np.repeat(np.arange(len(users)), positives.shape[1])
-        pair_items = positives.ravel()
+        delta = 0.0
         for epoch in range(self.epochs):
-            beta = 1.0 + 2.0 * epoch  # sharper relaxation each epoch
-            straight_through = epoch >= self.epochs - self.ste_epochs
             order = rng.permutation(len(pair_users))
-            negatives = rng.integers(0, len(items), len(order))
+            negatives = rng.integers(0, len(items), (len(order), self.negatives))
+            if self.estimator == "gste":  # HQ-GNN refreshes delta every epoch here
+                batch = order[: self.batch_size]
+                rows = self._rows(user_t, item_t, pair_users, pair_items, negatives[: len(batch)], batch)
+                codes = [torch.sign(t @ weight.detach()) for t in rows]
+                delta = hutchinson_delta(self._loss, codes, generator=generator)
             total = 0.0
             for begin in range(0, len(order), self.batch_size):
                 batch = order[begin : begin + self.batch_size]
-                u = self._relax(user_t[pair_users[batch]] @ weight, beta, straight_through)
-                p = self._relax(item_t[pair_items[batch]] @ weight, beta, straight_through)
-                n = self._relax(
-                    item_t[negatives[begin : begin + len(batch)]] @ weight, beta, straight_through
+                rows = self._rows(
+                    user_t, item_t, pair_users, pair_items, negatives[begin : begin + len(batch)], batch
                 )
-                margin = ((u * p).sum(1) - (u * n).sum(1)) / self.bits
-                loss = torch.nn.functional.softplus(-8.0 * margin).mean()
+                u, p, n = (self._code(t @ weight, epoch, delta, generator) for t in rows)
+                loss = self._loss(u, p, n)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += float(loss.detach()) * len(batch)
-            self.history.append({"epoch": epoch + 1, "loss": round(total / len(order), 5), "beta": beta})
+            record = {"epoch": epoch + 1, "loss": round(total / len(order), 5)}
+            if self.estimator == "gste":
+                record["delta"] = round(delta, 6)
+            self.history.append(record)
         return weight.detach().numpy().astype(np.float32)
 
     @staticmethod
-    def _relax(x, beta: float, straight_through: bool):  # type: ignore[no-untyped-def]
-        """tanh(beta x), or sign(x) with tanh's gradient passed straight through."""
-        import torch
+    def _rows(user_t, item_t, pair_users, pair_items, negatives, batch):  # type: ignore[no-untyped-def]
+        """Input vectors of a batch: users (B, d), positives (B, d), negatives (B, m, d)."""
+        return user_t[pair_users[batch]], item_t[pair_items[batch]], item_t[negatives]
 
-        soft = torch.tanh(beta * x)
-        if not straight_through:
-            return soft
-        return soft + (torch.sign(x) - soft).detach()
+    def _code(self, x, epoch: int, delta: float, generator):  # type: ignore[no-untyped-def]
+        """The estimator's relaxed codes of pre-activations ``x`` in this epoch."""
+        from indexer.estimators import annealed_sign, gste, hashgnn_guided
+
+        if self.estimator == "hashgnn":
+            flat = x.reshape(-1, x.shape[-1])
+            return hashgnn_guided(flat, (epoch + 1) / self.epochs, generator).reshape(x.shape)
+        if self.estimator == "gste":
+            return gste(x, delta)
+        return annealed_sign(x, 1.0 + 2.0 * epoch, epoch >= self.epochs - self.ste_epochs)
+
+    def _loss(self, u, p, n):  # type: ignore[no-untyped-def]
+        """BPR on code inner products (scaled by bits), plus the optional BCE term."""
+        import torch
+        import torch.nn.functional as F
+
+        pos = (u * p).sum(-1) / self.bits
+        neg = (u[:, None, :] * n).sum(-1) / self.bits
+        loss = F.softplus(-8.0 * (pos[:, None] - neg)).mean()
+        if self.bce_weight:
+            logits = 8.0 * torch.cat([pos[:, None], neg], dim=-1)
+            labels = torch.cat([pos.new_ones(pos.shape[0], 1), neg.new_zeros(neg.shape)], dim=-1)
+            loss = loss + self.bce_weight * F.binary_cross_entropy_with_logits(logits, labels)
+        return loss
 
     def config(self) -> dict[str, object]:
         return {
-            "quantizer": "learned",
+            "quantizer": self.name,
+            "estimator": self.estimator,
+            "positives": self.positives,
+            "negatives": self.negatives,
+            "bce_weight": self.bce_weight,
             "bits": self.bits,
             "transform": self.transform,
             "seed": self.seed,

@@ -105,6 +105,25 @@ def test_bad_bits_exit_2(tmp_path, indexed):
     assert result.exit_code == 2 and "multiple of 8" in result.stderr
 
 
+def test_unknown_quantizer_exits_2_naming_the_choices(tmp_path, indexed):
+    data, _, _ = indexed
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--quantizer", "pq"])
+    assert result.exit_code == 2 and "--quantizer must be one of" in result.stderr and "hqgnn" in result.stderr
+
+
+@pytest.mark.parametrize("quantizer", ["itq", "hashgnn", "hqgnn"])
+def test_index_with_each_published_quantizer_records_it(tmp_path, indexed, quantizer):
+    data, _, _ = indexed
+    store = tmp_path / "store"
+    args = ["index", "--data", str(data), "--store", str(store), "--encoder", "gfcf", "--dim", "16"]
+    result = runner.invoke(app, [*args, "--bits", "32", "--quantizer", quantizer, "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(next((store / "versions").glob("*/manifest.json")).read_text())
+    assert manifest["config"]["quantizer"]["quantizer"] == quantizer
+    served = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]["served"]["recall@20"]
+    assert 0.0 < served <= 1.0
+
+
 @pytest.mark.parametrize(
     "content",
     [b"", b"0 1 2\n1 2 3\n\xff\xfe\n", b"0 1\n" + b"1 " * 200_000 + b"x\n", b"\x1f\x8b\x08\x00trunc"],

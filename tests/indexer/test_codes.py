@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.codes import SignQuantizer, mips_augment
+from indexer.codes import ITQQuantizer, SignQuantizer, mips_augment
 from tests.conftest import planted_arrays
 
 
@@ -62,3 +62,35 @@ def test_planted_codes_put_true_neighbours_near():
     # The exact best item sits in the nearer half by Hamming distance for nearly every user.
     rank_of_best = (hamming < hamming[np.arange(len(best)), best][:, None]).sum(1)
     assert np.mean(rank_of_best < hamming.shape[1] // 2) > 0.95
+
+
+@pytest.mark.parametrize("bits", [16, 64])
+def test_itq_codes_are_the_signs_of_its_projection_and_reproducible(bits):
+    rng = np.random.default_rng(5)
+    users, items = rng.standard_normal((20, 32)), rng.standard_normal((300, 32))
+    quantizer = ITQQuantizer(bits)
+    user_codes, item_codes = quantizer.encode(users, items)
+    aug_users, aug_items = mips_augment(users, items)
+    assert item_codes.shape == (300, bits // 8) and item_codes.dtype == np.uint8
+    assert np.array_equal(np.unpackbits(user_codes, axis=1).astype(bool), aug_users @ quantizer.projection > 0)
+    again = ITQQuantizer(bits).encode(users, items)
+    assert np.array_equal(item_codes, again[1])
+
+
+def test_itq_rotation_lowers_the_quantization_error_of_a_random_rotation():
+    rng = np.random.default_rng(6)
+    # anisotropic items: a few strong directions, as real embeddings have
+    items = rng.standard_normal((2000, 16)) * np.geomspace(4, 0.2, 16)
+    users = rng.standard_normal((10, 16))
+    _, aug_items = mips_augment(users, items)
+
+    def error(projection):
+        projected = aug_items @ projection
+        return float(np.square(np.where(projected >= 0, 1.0, -1.0) - projected).sum())
+
+    quantizer = ITQQuantizer(16)
+    quantizer.encode(users, items)
+    _, _, vt = np.linalg.svd(aug_items.astype(np.float64), full_matrices=False)
+    pca = vt[:16].T
+    scale = np.linalg.norm(aug_items @ quantizer.projection) / np.linalg.norm(aug_items @ pca)
+    assert error(quantizer.projection) < error(pca * scale)
