@@ -107,8 +107,11 @@ def test_bad_bits_exit_2(tmp_path, indexed):
 
 def test_unknown_quantizer_exits_2_naming_the_choices(tmp_path, indexed):
     data, _, _ = indexed
-    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--quantizer", "pq"])
-    assert result.exit_code == 2 and "--quantizer must be one of" in result.stderr and "hqgnn" in result.stderr
+    args = ["index", "--data", str(data), "--store", str(tmp_path), "--quantizer", "pq"]
+    result = runner.invoke(app, args)
+    assert (
+        result.exit_code == 2 and "--quantizer must be one of" in result.stderr and "hqgnn" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("quantizer", ["itq", "hashgnn", "hqgnn"])

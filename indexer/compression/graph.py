@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -252,8 +253,8 @@ class GraphHash(Mapper):
             resolutions: list[float] = []
             for view in range(self.views):
                 targets = [b // self.views + (b % self.views if view == 0 else 0) for b in cluster_budget]
-                r_u, _, _ = search_resolution(lambda r, v=view: run(r, v).n_user_clusters, targets[0])
-                r_i, _, _ = search_resolution(lambda r, v=view: run(r, v).n_item_clusters, targets[1])
+                r_u, _, _ = search_resolution(partial(_user_clusters, run, view), targets[0])
+                r_i, _, _ = search_resolution(partial(_item_clusters, run, view), targets[1])
                 views.append((run(r_u, view).users, run(r_i, view).items))
                 resolutions += [r_u, r_i]
                 view_rows[0].append(targets[0])
@@ -343,3 +344,13 @@ def _compact_keep_missing(labels: np.ndarray) -> np.ndarray:
     if known.any():
         out[known] = _compact(labels[known])
     return out
+
+
+def _user_clusters(run: Callable[[float, int], Any], view: int, resolution: float) -> int:
+    """User clusters of one view's clustering at a resolution."""
+    return int(run(resolution, view).n_user_clusters)
+
+
+def _item_clusters(run: Callable[[float, int], Any], view: int, resolution: float) -> int:
+    """Item clusters of one view's clustering at a resolution."""
+    return int(run(resolution, view).n_item_clusters)

@@ -55,7 +55,7 @@ class ClosedForm(Encoder):
 
     def __init__(self, config: ClosedFormConfig | None = None) -> None:
         self.cfg = config or ClosedFormConfig()
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, object]] = []
 
     def config(self) -> dict[str, object]:
         return {"encoder": self.name, **asdict(self.cfg)}

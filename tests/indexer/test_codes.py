@@ -70,9 +70,11 @@ def test_itq_codes_are_the_signs_of_its_projection_and_reproducible(bits):
     users, items = rng.standard_normal((20, 32)), rng.standard_normal((300, 32))
     quantizer = ITQQuantizer(bits)
     user_codes, item_codes = quantizer.encode(users, items)
-    aug_users, aug_items = mips_augment(users, items)
+    aug_users, _ = mips_augment(users, items)
     assert item_codes.shape == (300, bits // 8) and item_codes.dtype == np.uint8
-    assert np.array_equal(np.unpackbits(user_codes, axis=1).astype(bool), aug_users @ quantizer.projection > 0)
+    assert np.array_equal(
+        np.unpackbits(user_codes, axis=1).astype(bool), aug_users @ quantizer.projection > 0
+    )
     again = ITQQuantizer(bits).encode(users, items)
     assert np.array_equal(item_codes, again[1])
 

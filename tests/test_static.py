@@ -1,0 +1,28 @@
+"""Lint and types as part of the suite: ruff (check and format) on the repository, mypy on the packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["indexer", "service", "model_store", "hashrec", "loadtest"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", [("ruff", "check", "."), ("ruff", "format", "--check", ".")])
+def test_ruff(command):
+    result = run(*command)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy(tmp_path):
+    result = run("mypy", "--cache-dir", str(tmp_path / "cache"), *PACKAGES)
+    assert result.returncode == 0, result.stdout + result.stderr
