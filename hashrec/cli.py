@@ -80,6 +80,10 @@ def index(
     ] = "learned",
     code_transform: Annotated[str, typer.Option(help="mips or rotation (sign quantizer).")] = "mips",
     candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
+    rerank_float16: Annotated[
+        bool,
+        typer.Option(help="Also publish float16 rerank vectors (HASHREC_RERANK_DTYPE=float16 mmaps them)."),
+    ] = False,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option(help="No progress bars or logs.")] = False,
@@ -128,6 +132,7 @@ def index(
         quantizer=quantizer,
         code_transform=code_transform,
         candidates=candidates,
+        rerank_float16=rerank_float16,
         seed=seed,
         device=device,
         progress=not quiet,

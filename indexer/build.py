@@ -46,6 +46,7 @@ class IndexConfig:
     code_transform: str = "mips"
     candidates: int = 200
     binary_index: str = "auto"  # flat | ivf | auto (ivf from service.model.IVF_MIN_ITEMS items on)
+    rerank_float16: bool = False  # also publish item_embeddings_f16 (workers mmap half the bytes)
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -226,6 +227,8 @@ def build_index(
     train_seconds = time.perf_counter() - started
     quantizer = make_quantizer(cfg)
     arrays = recommender_arrays(data, users, items, quantizer)
+    if cfg.rerank_float16:
+        arrays["item_embeddings_f16"] = arrays["item_embeddings"].astype(np.float16)
     index, index_info = item_index(arrays, cfg)
     model = ServingModel.from_arrays("unpublished", arrays, binary_index=index)
     metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))

@@ -22,11 +22,17 @@ RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {
     "seen_indices": ("int32", 1),
     "item_popularity": ("int64", 1),  # training interactions per item
 }
+#: arrays a version may also hold: name -> (dtype, number of dimensions)
+OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
+    "code_projection": ("float32", 2),  # (d [+ 1], bits): how new queries are encoded
+    "item_embeddings_f16": ("float16", 2),  # (n_items, dim): float16 rerank targets
+}
 ITEM_INDEX_FILE = "item_codes.faissindex"
 
 
 def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
-    """Load every recommender array (mmapped) and check names, dtypes and shapes agree.
+    """Load every recommender array (mmapped), and the optional ones present, and check names,
+    dtypes and shapes agree.
 
     Raises
     ------
@@ -57,6 +63,22 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
             raise CorruptVersion(
                 f"version {artifact.version}: {name} has shape {arrays[name].shape}, expected {shape}"
             )
+    for name, (dtype, ndim) in OPTIONAL_ARRAYS.items():
+        if artifact.has(f"{name}.npy"):
+            arrays[name] = artifact.array(name)
+            if arrays[name].dtype != np.dtype(dtype) or arrays[name].ndim != ndim:
+                raise CorruptVersion(
+                    f"version {artifact.version}: {name} is {arrays[name].dtype}[{arrays[name].ndim}d], "
+                    f"expected {dtype}[{ndim}d]"
+                )
+    if (
+        "item_embeddings_f16" in arrays
+        and arrays["item_embeddings_f16"].shape != arrays["item_embeddings"].shape
+    ):
+        raise CorruptVersion(
+            f"version {artifact.version}: item_embeddings_f16 has shape "
+            f"{arrays['item_embeddings_f16'].shape}, expected {arrays['item_embeddings'].shape}"
+        )
     if int(arrays["seen_indptr"][-1]) != len(arrays["seen_indices"]):
         raise CorruptVersion(f"version {artifact.version}: seen_indptr does not end at nnz")
     if not artifact.has(ITEM_INDEX_FILE):

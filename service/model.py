@@ -203,10 +203,7 @@ class ServingModel:
     def from_artifact(cls, artifact: Artifact, **options: Any) -> ServingModel:
         """Serve a verified artifact: arrays mmapped, the index (flat or IVF) read after its
         checksum matched. ``options``: ``hamming_kernel``, ``rerank_dtype``."""
-        arrays = dict(check_recommender(artifact))
-        for optional in ("code_projection", "item_embeddings_f16"):
-            if artifact.has(f"{optional}.npy"):
-                arrays[optional] = artifact.array(optional)
+        arrays = dict(check_recommender(artifact))  # with the optional arrays present
         # mmap: several workers share the page cache instead of one copy each.
         flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
         index = faiss.read_index_binary(str(artifact.file_path(ITEM_INDEX_FILE)), flag)

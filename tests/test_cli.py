@@ -141,3 +141,35 @@ def test_bad_data_never_leaves_a_partial_artifact(tmp_path, content):
     )
     assert result.exit_code == 2 and result.stderr.startswith("error:") and "Traceback" not in result.output
     assert not (store / "versions").exists() or not any((store / "versions").iterdir())
+
+
+def backed_by_a_file(array) -> bool:
+    import mmap
+
+    while array is not None and not isinstance(array, mmap.mmap):
+        array = getattr(array, "base", None)
+    return array is not None
+
+
+def test_rerank_float16_is_published_and_mmapped_by_the_service(tmp_path, indexed):
+    import numpy as np
+
+    from model_store import ModelStore
+    from service.model import ServingModel
+    from service.search import TwoStageSearcher
+
+    data, _, _ = indexed
+    store = tmp_path / "store"
+    args = ["index", "--data", str(data), "--store", str(store), "--encoder", "gfcf", "--dim", "16"]
+    result = runner.invoke(app, [*args, "--bits", "32", "--rerank-float16", "--quiet"])
+    assert result.exit_code == 0, result.output
+    artifact = ModelStore(store).open()
+    f16 = ServingModel.from_artifact(artifact, rerank_dtype="float16")
+    f32 = ServingModel.from_artifact(artifact)
+    assert f16.rerank_items.dtype == np.float16
+    assert backed_by_a_file(f16.rerank_items)  # the published array, not a per-worker copy
+    assert np.allclose(f16.rerank_items, f32.item_embeddings, atol=1e-3)
+    users = np.arange(f32.n_users)
+    a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
+    b = TwoStageSearcher(f16, candidates=50).search_users(users, 10).items
+    assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95
