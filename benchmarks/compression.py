@@ -417,6 +417,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         pop = results["datasets"][dataset]["popularity"]["recall@20"]
         ax.axhline(pop, color="grey", linewidth=0.8, linestyle="-.", label="popularity")
         ax.set_xscale("log")
+        ax.set_xticks([5, 10, 25, 50], labels=["5", "10", "25", "50"])
         ax.set_xlabel("table rows, % of the full table (log scale)")
         ax.set_ylabel("Recall@20")
         ax.set_title(f"{dataset}, dim 64 (lines: MF-BPR)")
