@@ -245,7 +245,10 @@ def generate(
     data = generate_interactions(
         n_users=users, n_items=items, n_communities=communities, mean_items_per_user=mean_items, seed=seed
     )
-    write_interactions_csv(data, out)
+    try:
+        write_interactions_csv(data, out)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     emit(
         {
             "path": str(out),

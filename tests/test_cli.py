@@ -173,3 +173,19 @@ def test_rerank_float16_is_published_and_mmapped_by_the_service(tmp_path, indexe
     a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
     b = TwoStageSearcher(f16, candidates=50).search_users(users, 10).items
     assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95
+
+
+def test_generate_creates_the_parent_directory(tmp_path):
+    out = tmp_path / "data" / "nested" / "generated.csv"
+    result = runner.invoke(app, ["generate", "--out", str(out), "--users", "50", "--items", "40"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("user,item,split\n")
+    assert [p.name for p in out.parent.iterdir()] == ["generated.csv"]  # no partial file left
+
+
+def test_generate_into_an_unwritable_place_exits_2_with_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = runner.invoke(app, ["generate", "--out", str(blocker / "x.csv")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot write") and result.stderr.count("\n") == 1

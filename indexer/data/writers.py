@@ -39,19 +39,26 @@ def write_interactions_csv(interactions: Interactions, path: str | os.PathLike[s
         The data to write; ids in the order the loaders produce (as all loaders and the
         generator do), so that the dense order is preserved.
     path : str or os.PathLike
-        Destination file; overwritten.
+        Destination file; its directory is created, the file replaced atomically.
     """
     target = Path(path)
-    with target.open("wb") as raw:
-        if target.name.lower().endswith(".gz"):
-            with (
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as packed,
-                io.TextIOWrapper(packed, encoding="utf-8", newline="") as text,
-            ):
-                _write_rows(interactions, text)
-        else:
-            with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
-                _write_rows(interactions, text)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed: a reader never sees half a file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with partial.open("wb") as raw:
+            if target.name.lower().endswith(".gz"):
+                with (
+                    gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as packed,
+                    io.TextIOWrapper(packed, encoding="utf-8", newline="") as text,
+                ):
+                    _write_rows(interactions, text)
+            else:
+                with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+                    _write_rows(interactions, text)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _write_rows(interactions: Interactions, stream: io.TextIOBase) -> None:
