@@ -60,9 +60,31 @@ def generate(n_items: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, n
     return items, queries.astype(np.float32)
 
 
-def encode(items: np.ndarray, queries: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """indexer.codes.SignQuantizer(BITS, "mips") codes, computed in chunks (10M items fit)."""
-    projection = random_projection(DIM + 1, BITS, seed)
+def learned_projection(
+    items: np.ndarray, train_queries: np.ndarray, seed: int = 0, sample: int = 200_000
+) -> np.ndarray:
+    """indexer.learned_codes.LearnedQuantizer's projection, trained on a uniform sample of the
+    items and on training queries drawn like the evaluation queries (same centres, other draws):
+    the teacher's top-20 over the sample is distilled into the codes; the projection then encodes
+    every item."""
+    from indexer.learned_codes import LearnedQuantizer
+
+    rng = np.random.default_rng(seed + 1)
+    rows = np.sort(rng.choice(len(items), min(sample, len(items)), replace=False))
+    quantizer = LearnedQuantizer(BITS, seed=seed)
+    quantizer.encode(train_queries, items[rows])
+    return quantizer.projection
+
+
+def encode(
+    items: np.ndarray, queries: np.ndarray, seed: int = 0, train_queries: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes as the indexer makes them after the MIPS augmentation, computed in chunks (10M items
+    fit): SignQuantizer's random projection, or with ``train_queries`` a learned one."""
+    if train_queries is not None:
+        projection = learned_projection(items, train_queries, seed)
+    else:
+        projection = random_projection(DIM + 1, BITS, seed)
     max_norm = float(
         max(np.linalg.norm(items[s : s + 1_000_000], axis=1).max() for s in range(0, len(items), 1_000_000))
     )
@@ -140,7 +162,9 @@ def _timed(fn: Any) -> float:
 def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     items, queries = generate(n, args.queries, seed=n % 1000)
-    item_codes, query_codes = encode(items, queries)
+    # Training queries for learned codes: the catalogue's centres, draws other than the queries'.
+    train_queries = generate(1, 4_000, seed=n % 1000)[1] if args.codes == "learned" else None
+    item_codes, query_codes = encode(items, queries, train_queries=train_queries)
     log(f"N={n:,}: generated in {time.perf_counter() - t0:.1f}s")
     out: dict[str, Any] = {"n_items": n, "methods": {}}
     budget = args.budget_s
@@ -243,6 +267,40 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     )
     del model, searcher, ivf
 
+    # Binary HNSW over the codes for the top-C, then the same exact rerank.
+    started = time.perf_counter()
+    bhnsw = faiss.IndexBinaryHNSW(BITS, 16)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
+    bhnsw.add(item_codes)
+    faiss.omp_set_num_threads(1)
+    build_s = time.perf_counter() - started
+    flat_top = build_binary_index(item_codes, "flat").search(query_codes, C)[1]
+    for ef in (C, 2 * C, 4 * C, 8 * C):
+        bhnsw.hnsw.efSearch = ef
+        candidates = bhnsw.search(query_codes, C)[1]
+        of_flat = recall_at_k(candidates, flat_top)
+        if of_flat >= 0.95:
+            break
+
+    def bhnsw_two_stage(lo: int, hi: int, index: Any = bhnsw) -> np.ndarray:
+        cand = index.search(query_codes[lo:hi], C)[1]
+        scores = np.einsum("qd,qcd->qc", queries[lo:hi], items[cand])
+        top = np.argpartition(-scores, K, axis=1)[:, :K]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+        return np.take_along_axis(np.take_along_axis(cand, top, axis=1), order, axis=1)
+
+    links = bhnsw.hnsw.neighbors.size() * 4 + bhnsw.hnsw.offsets.size() * 8
+    record(
+        "two_stage_binary_hnsw",
+        bhnsw_two_stage,
+        bhnsw_two_stage(0, len(queries)),
+        code_bytes + 4 * DIM + links / n,
+        ef_search=ef,
+        recall_of_flat_top_c=round(of_flat, 4),
+        build_s=round(build_s, 1),
+    )
+    del bhnsw, bhnsw_two_stage
+
     if n <= args.hnsw_max:
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
         started = time.perf_counter()
@@ -267,6 +325,26 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
             build_s=round(build_s, 1),
         )
         del hnsw
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
+        started = time.perf_counter()
+        nsg = faiss.IndexNSGFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
+        nsg.add(items)
+        build_s = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
+        for search_l in (16, 32, 64, 128, 256, 512):
+            nsg.nsg.search_L = search_l
+            found = nsg.search(queries, K)[1]
+            if recall_at_k(found, truth) >= target:
+                break
+        record(
+            "nsg",
+            lambda lo, hi: nsg.search(queries[lo:hi], K),
+            found,
+            4 * DIM + 4 * 32,
+            search_l=search_l,
+            build_s=round(build_s, 1),
+        )
+        del nsg
     out["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -275,7 +353,7 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def meta() -> dict[str, Any]:
+def meta(codes: str) -> dict[str, Any]:
     import numba
 
     commit = subprocess.run(
@@ -302,6 +380,7 @@ def meta() -> dict[str, Any]:
         "faiss": faiss.__version__,
         "numba": numba.__version__,
         "faiss_threads": 1,
+        "codes": codes,
         "dim": DIM,
         "bits": BITS,
         "candidates": C,
@@ -399,13 +478,18 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--budget-s", type=float, default=2.0, help="seconds per throughput measurement")
-    parser.add_argument("--hnsw-max", type=int, default=1_000_000, help="largest N that gets an HNSW index")
+    parser.add_argument(
+        "--hnsw-max", type=int, default=1_000_000, help="largest N that gets float HNSW and NSG indexes"
+    )
+    parser.add_argument(
+        "--codes", choices=("sign", "learned"), default="sign", help="how the 128-bit codes are made"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_core"))
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     bandwidth = dram_bandwidth()
     log(f"DRAM read bandwidth {bandwidth / 1e9:.1f} GB/s")
-    results: dict[str, Any] = {"meta": meta(), "dram_gb_s": round(bandwidth / 1e9, 2), "sizes": []}
+    results: dict[str, Any] = {"meta": meta(args.codes), "dram_gb_s": round(bandwidth / 1e9, 2), "sizes": []}
     for n in args.sizes:
         results["sizes"].append(run_size(n, args, bandwidth))
         write(results, args.out, args.batch)  # partial results survive a later failure
