@@ -6,6 +6,7 @@ import logging
 import platform
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -95,23 +96,15 @@ def make_quantizer(cfg: IndexConfig) -> Quantizer:
         return ITQQuantizer(bits=cfg.bits, seed=cfg.seed)
     from indexer.learned_codes import LearnedQuantizer
 
+    common = partial(LearnedQuantizer, bits=cfg.bits, seed=cfg.seed, device=cfg.device)
     if cfg.quantizer == "learned":
-        return LearnedQuantizer(bits=cfg.bits, seed=cfg.seed)
+        return common()
     if cfg.quantizer == "hashgnn":  # HashGNN's recipe: interactions, guidance, BPR + 0.1 BCE
-        return LearnedQuantizer(
-            bits=cfg.bits,
-            seed=cfg.seed,
-            estimator="hashgnn",
-            positives="train",
-            bce_weight=0.1,
-            name="hashgnn",
-        )
+        return common(estimator="hashgnn", positives="train", bce_weight=0.1, name="hashgnn")
     if cfg.quantizer == "hqgnn":  # HQ-GNN's 1-bit GSTE on the interactions' BPR loss
-        return LearnedQuantizer(
-            bits=cfg.bits, seed=cfg.seed, estimator="gste", positives="train", name="hqgnn"
-        )
+        return common(estimator="gste", positives="train", name="hqgnn")
     if cfg.quantizer == "learned-gste":  # distillation trained through the GSTE
-        return LearnedQuantizer(bits=cfg.bits, seed=cfg.seed, estimator="gste", name="learned-gste")
+        return common(estimator="gste", name="learned-gste")
     raise ValueError(f"unknown quantizer {cfg.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
 
 

@@ -71,6 +71,8 @@ class LearnedQuantizer:
         Weight of a BCE term on the relaxed scores (HashGNN uses 0.1).
     name : str
         Recorded as ``quantizer`` in the manifest.
+    device : str
+        ``cpu``, ``cuda`` or ``auto`` (CUDA when available) for the projection's training.
     """
 
     bits: int
@@ -85,6 +87,7 @@ class LearnedQuantizer:
     negatives: int = 1
     bce_weight: float = 0.0
     name: str = "learned"
+    device: str = "cpu"
     transform: str = field(default="mips", init=False)
     projection: np.ndarray = field(init=False, repr=False)
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
@@ -118,17 +121,19 @@ class LearnedQuantizer:
     ) -> np.ndarray:
         import torch
 
+        from indexer.encoders.bpr import resolve_device
         from indexer.estimators import hutchinson_delta
 
+        device = resolve_device(self.device)
         torch.manual_seed(self.seed)
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator(device=device).manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         start = random_projection(users.shape[1], self.bits, self.seed)
         # Scale so the initial pre-activations are O(1) whatever the input norms.
         scale = float(np.sqrt(users.shape[1]))
-        weight = torch.nn.Parameter(torch.from_numpy(start * scale))
+        weight = torch.nn.Parameter(torch.from_numpy(start * scale).to(device))
         optimizer = torch.optim.Adam([weight], lr=self.lr)
-        user_t, item_t = torch.from_numpy(users), torch.from_numpy(items)
+        user_t, item_t = torch.from_numpy(users).to(device), torch.from_numpy(items).to(device)
         delta = 0.0
         for epoch in range(self.epochs):
             order = rng.permutation(len(pair_users))
@@ -154,7 +159,7 @@ class LearnedQuantizer:
             if self.estimator == "gste":
                 record["delta"] = round(delta, 6)
             self.history.append(record)
-        return weight.detach().numpy().astype(np.float32)
+        return weight.detach().cpu().numpy().astype(np.float32)
 
     @staticmethod
     def _rows(user_t, item_t, pair_users, pair_items, negatives, batch):  # type: ignore[no-untyped-def]

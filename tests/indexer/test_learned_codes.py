@@ -120,3 +120,12 @@ def test_closed_form_chooses_its_rank_on_a_holdout():
     assert emb.users.shape[1] == search["chosen"]
     best = max(search["rank_search"].items(), key=lambda kv: (kv[1], -int(kv[0])))
     assert emb.users.shape[1] == int(best[0]) and emb.items.shape == (data.n_items, int(best[0]))
+
+
+def test_auto_device_gives_the_cpu_codes_without_a_gpu(setup):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: auto means cuda here")
+    data, users, items = setup
+    cpu = LearnedQuantizer(16, epochs=1, device="cpu").encode(users, items, data.train)
+    auto = LearnedQuantizer(16, epochs=1, device="auto").encode(users, items, data.train)
+    assert all(np.array_equal(x, y) for x, y in zip(cpu, auto, strict=True))
