@@ -12,13 +12,21 @@ final ranking against the exact inner-product top-20:
   installed); ``two_stage_f16``: that with float16 rerank vectors.
 - ``two_stage_ivf``: binary IVF (service.model.build_binary_index "ivf", nprobe tuned for >= 0.95
   recall of the flat top-C) + rerank.
+- ``two_stage_binary_hnsw``: faiss IndexBinaryHNSW (M = 16) for the Hamming top-C + rerank,
+  efSearch the smallest of C..8C reaching 0.95 of the flat top-C (skipped above ``--hnsw-max``).
 - ``hnsw``: faiss IndexHNSWFlat (inner product, M = 16) for reference, efSearch the smallest of
-  16..512 reaching the two-stage's Recall@20 (skipped above ``--hnsw-max``).
+  16..512 reaching the two-stage's Recall@20 (skipped above ``--hnsw-max``); ``nsg``: faiss
+  IndexNSGFlat (R = 32) the same way (skipped above ``--nsg-max``).
+
+``--codes learned`` trains the indexer's LearnedQuantizer projection on a 200k-item sample and
+4,000 training queries drawn like the evaluation queries, instead of the random projection.
 
 Also measured in the same process: DRAM read bandwidth (numpy sum over a 1 GiB array) and the
 flat Hamming scan alone (faiss and numba) in bytes of codes per second.
 
     flock /tmp/hashrec-heavy.lock python benchmarks/serving_core.py --sizes 40000 1000000
+    flock /tmp/hashrec-heavy.lock python benchmarks/serving_core.py --sizes 40000 1000000 10000000 \
+        --codes learned --out benchmarks/results/serving_core_10m
 """
 
 from __future__ import annotations
@@ -159,6 +167,51 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
+def binary_hnsw(
+    n: int,
+    items: np.ndarray,
+    queries: np.ndarray,
+    item_codes: np.ndarray,
+    query_codes: np.ndarray,
+    record: Any,
+) -> None:
+    """Binary HNSW over the codes for the top-C (efSearch the smallest reaching 0.95 of the flat
+    top-C, else the largest tried), then the same exact rerank."""
+    code_bytes = BITS / 8
+    started = time.perf_counter()
+    bhnsw = faiss.IndexBinaryHNSW(BITS, 16)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
+    bhnsw.add(item_codes)
+    faiss.omp_set_num_threads(1)
+    build_s = time.perf_counter() - started
+    flat_top = build_binary_index(item_codes, "flat").search(query_codes, C)[1]
+    for ef in (C, 2 * C, 4 * C, 8 * C):
+        bhnsw.hnsw.efSearch = ef
+        candidates = bhnsw.search(query_codes, C)[1]
+        of_flat = recall_at_k(candidates, flat_top)
+        if of_flat >= 0.95:
+            break
+
+    def bhnsw_two_stage(lo: int, hi: int, index: Any = bhnsw) -> np.ndarray:
+        cand = index.search(query_codes[lo:hi], C)[1]
+        scores = np.einsum("qd,qcd->qc", queries[lo:hi], items[cand])
+        top = np.argpartition(-scores, K, axis=1)[:, :K]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+        return np.take_along_axis(np.take_along_axis(cand, top, axis=1), order, axis=1)
+
+    links = bhnsw.hnsw.neighbors.size() * 4 + bhnsw.hnsw.offsets.size() * 8
+    record(
+        "two_stage_binary_hnsw",
+        bhnsw_two_stage,
+        bhnsw_two_stage(0, len(queries)),
+        code_bytes + 4 * DIM + links / n,
+        ef_search=ef,
+        recall_of_flat_top_c=round(of_flat, 4),
+        build_s=round(build_s, 1),
+    )
+    del bhnsw, bhnsw_two_stage
+
+
 def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     items, queries = generate(n, args.queries, seed=n % 1000)
@@ -267,39 +320,10 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     )
     del model, searcher, ivf
 
-    # Binary HNSW over the codes for the top-C, then the same exact rerank.
-    started = time.perf_counter()
-    bhnsw = faiss.IndexBinaryHNSW(BITS, 16)
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
-    bhnsw.add(item_codes)
-    faiss.omp_set_num_threads(1)
-    build_s = time.perf_counter() - started
-    flat_top = build_binary_index(item_codes, "flat").search(query_codes, C)[1]
-    for ef in (C, 2 * C, 4 * C, 8 * C):
-        bhnsw.hnsw.efSearch = ef
-        candidates = bhnsw.search(query_codes, C)[1]
-        of_flat = recall_at_k(candidates, flat_top)
-        if of_flat >= 0.95:
-            break
-
-    def bhnsw_two_stage(lo: int, hi: int, index: Any = bhnsw) -> np.ndarray:
-        cand = index.search(query_codes[lo:hi], C)[1]
-        scores = np.einsum("qd,qcd->qc", queries[lo:hi], items[cand])
-        top = np.argpartition(-scores, K, axis=1)[:, :K]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-        return np.take_along_axis(np.take_along_axis(cand, top, axis=1), order, axis=1)
-
-    links = bhnsw.hnsw.neighbors.size() * 4 + bhnsw.hnsw.offsets.size() * 8
-    record(
-        "two_stage_binary_hnsw",
-        bhnsw_two_stage,
-        bhnsw_two_stage(0, len(queries)),
-        code_bytes + 4 * DIM + links / n,
-        ef_search=ef,
-        recall_of_flat_top_c=round(of_flat, 4),
-        build_s=round(build_s, 1),
-    )
-    del bhnsw, bhnsw_two_stage
+    if n <= args.hnsw_max:
+        binary_hnsw(n, items, queries, item_codes, query_codes, record)
+    else:
+        log(f"  binary HNSW skipped above --hnsw-max {args.hnsw_max:,}")
 
     if n <= args.hnsw_max:
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
@@ -325,6 +349,8 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
             build_s=round(build_s, 1),
         )
         del hnsw
+    if n <= args.nsg_max:
+        target = methods["two_stage"]["recall_at_20"]
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
         started = time.perf_counter()
         nsg = faiss.IndexNSGFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
@@ -479,7 +505,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--budget-s", type=float, default=2.0, help="seconds per throughput measurement")
     parser.add_argument(
-        "--hnsw-max", type=int, default=1_000_000, help="largest N that gets float HNSW and NSG indexes"
+        "--hnsw-max", type=int, default=1_000_000, help="largest N that gets float and binary HNSW"
+    )
+    parser.add_argument(
+        "--nsg-max", type=int, default=100_000, help="largest N that gets NSG (its build is quadratic here)"
     )
     parser.add_argument(
         "--codes", choices=("sign", "learned"), default="sign", help="how the 128-bit codes are made"
