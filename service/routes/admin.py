@@ -14,7 +14,7 @@ from service.state import ReloadRefused
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
     """401 without a bearer token, 403 with a wrong one (compared in constant time)."""
     token = state.settings.admin_token
     if token is None:
