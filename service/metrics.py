@@ -25,6 +25,9 @@ LATENCY = Histogram(
 STAGE = Histogram("hashrec_stage_seconds", "Time per serving stage.", ["stage"], buckets=_STAGE_BUCKETS)
 CACHE = Counter("hashrec_cache_total", "Answer cache lookups.", ["result"])
 CACHE_ERRORS = Counter("hashrec_cache_errors_total", "Cache backend errors (answered uncached).")
+# Children bound once: ``labels()`` costs a lock and a dict lookup on every request otherwise.
+CACHE_HIT, CACHE_MISS = CACHE.labels(result="hit"), CACHE.labels(result="miss")
+STAGE_CACHE_GET, STAGE_SEARCH = STAGE.labels(stage="cache_get"), STAGE.labels(stage="search_rerank")
 RELOADS = Counter("hashrec_model_reloads_total", "Model loads by result.", ["result"])
 MODEL = Gauge(
     "hashrec_model_info", "The loaded model version (value 1).", ["version"], multiprocess_mode="liveall"

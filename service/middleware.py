@@ -28,6 +28,7 @@ class RequestMiddleware:
         self.app = app
         self.routes = routes
         self.max_body_bytes = max_body_bytes
+        self._bound: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -54,11 +55,25 @@ class RequestMiddleware:
         finally:
             route = scope["path"] if scope["path"] in self.routes else "other"
             elapsed = time.perf_counter() - started
-            metrics.REQUESTS.labels(route=route, method=scope["method"], status=str(status)).inc()
-            metrics.LATENCY.labels(route=route, method=scope["method"]).observe(elapsed)
+            counter, histogram = self._children(route, scope["method"], status)
+            counter.inc()
+            histogram.observe(elapsed)
             if status >= 500:
                 log.error("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed * 1e3)
             REQUEST_ID.reset(token)
+
+    def _children(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram children of these labels, bound once."""
+        key = (route, method, status)
+        children = self._bound.get(key)
+        if children is None:
+            children = (
+                metrics.REQUESTS.labels(route=route, method=method, status=str(status)),
+                metrics.LATENCY.labels(route=route, method=method),
+            )
+            if len(self._bound) < 4096:  # methods come from clients: keep the memo bounded
+                self._bound[key] = children
+        return children
 
     async def _limit_body(self, scope: Scope, receive: Any) -> Any:
         """The receive callable to use, or None when the body is over the limit.

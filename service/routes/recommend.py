@@ -82,7 +82,7 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
             raise HTTPException(404, f"{who} is not known to model {loaded.version}")
         return recommender.popular(body.k, exclude), True
     finally:
-        metrics.STAGE.labels(stage="search_rerank").observe(time.perf_counter() - started)
+        metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)  # type: ignore[arg-type]
@@ -99,11 +99,11 @@ async def recommend(body: RecommendRequest, state: StateDep, loaded: LoadedDep) 
     async def compute() -> tuple[bytes, bool]:
         started = time.perf_counter()
         cached_value = await state.cache.get(key)
-        metrics.STAGE.labels(stage="cache_get").observe(time.perf_counter() - started)
+        metrics.STAGE_CACHE_GET.observe(time.perf_counter() - started)
         if cached_value is not None:
-            metrics.CACHE.labels(result="hit").inc()
+            metrics.CACHE_HIT.inc()
             return cached_value, True
-        metrics.CACHE.labels(result="miss").inc()
+        metrics.CACHE_MISS.inc()
         pairs, fallback = _answer(loaded, body)
         # The cached value is the answer's JSON tail; a hit splices it in without decoding it.
         value = orjson.dumps({"fallback": fallback, "items": [{"item_id": i, "score": s} for i, s in pairs]})
@@ -134,7 +134,7 @@ async def recommend_batch(body: BatchRequest, state: StateDep, loaded: LoadedDep
         rows = all_rows[all_rows >= 0]
         answers = dict(zip(known, loaded.recommender.for_users(rows, body.k, body.exclude_seen), strict=True))
     popular = loaded.recommender.popular(body.k) if len(known) < len(body.user_ids) else []
-    metrics.STAGE.labels(stage="search_rerank").observe(time.perf_counter() - started)
+    metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
     results = [
         RecommendResponse(
             user_id=user,
