@@ -1,0 +1,165 @@
+"""Quality at a given throughput on real data: Recall@20 of the served ranking against queries/s.
+
+On a dataset (Gowalla by default), the indexer's own pipeline makes the model (closed-form encoder
+of ``--dim``, learned ``--bits`` codes); then for every search method and setting the service's own
+searcher is timed at one query per call (one faiss thread, ``--timing-users`` known users with
+their training items excluded) and scored on the whole test split. Methods:
+
+- ``exact``: inner product over every item (ExactSearcher);
+- ``flat``: Hamming top-C over every code (numba scan when installed) + exact rerank, C in ``--candidates``;
+- ``ivf``: binary IVF top-C (nlist as ``hashrec index`` chooses) + rerank, nprobe in ``--nprobes``, C = 200;
+- ``hamming``: Hamming top-20 alone (no rerank).
+
+Writes ``results.json``, ``results.md`` and ``recall_vs_qps.png`` (one curve per method) into ``--out``.
+
+    flock /tmp/hashrec-heavy.lock python benchmarks/quality_at_qps.py --data ../shared/datasets/gowalla
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
+from indexer.data import load_interactions
+from indexer.metrics import evaluate_rankings
+from service.model import ServingModel, build_binary_index
+from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+
+sys.path.insert(0, str(Path(__file__).parent))
+import common
+
+
+def queries_per_second(searcher: Searcher, users: np.ndarray, budget_s: float) -> float:
+    """One known user per call, over ``users`` in turn, for about ``budget_s`` seconds."""
+    for user in users[:20]:  # warm (JIT, caches)
+        searcher.search_users(np.array([user]), 20)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < budget_s:
+        searcher.search_users(np.array([users[done % len(users)]]), 20)
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def recall(searcher: Searcher, test: Any) -> dict[str, float]:
+    return evaluate_rankings(lambda users, k: searcher.search_users(users, k).items, test, ks=(20,))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    faiss.omp_set_num_threads(1)
+    data = load_interactions(args.data)
+    cfg = IndexConfig(encoder="gfcf", dim=args.dim, bits=args.bits, progress=False, seed=args.seed)
+    users, items, _ = train_embeddings(data, cfg)
+    arrays = recommender_arrays(data, users, items, make_quantizer(replace(cfg, quantizer="learned")))
+    flat = ServingModel.from_arrays("flat", arrays)
+    rng = np.random.default_rng(args.seed)
+    timing_users = rng.choice(np.flatnonzero(np.diff(data.test.indptr) > 0), args.timing_users, replace=False)
+    rows: list[dict[str, Any]] = []
+
+    def measure(method: str, setting: str, searcher: Searcher) -> None:
+        qps = queries_per_second(searcher, timing_users, args.budget_s)
+        metrics = recall(searcher, data.test)
+        rows.append({"method": method, "setting": setting, "qps": round(qps, 1), **metrics})
+        logging.info("%s %s: %.0f q/s, R@20 %.4f", method, setting, qps, metrics["recall@20"])
+
+    measure("exact", "all items", ExactSearcher(flat))
+    measure("hamming", "top-20 codes", HammingSearcher(flat))
+    for c in args.candidates:
+        measure("flat", f"C={c}", TwoStageSearcher(flat, candidates=c))
+    ivf_index = build_binary_index(arrays["item_codes"], "ivf", seed=args.seed)
+    nlist = int(ivf_index.nlist)
+    for nprobe in args.nprobes:
+        ivf_index.nprobe = min(nprobe, nlist)
+        ivf = ServingModel.from_arrays("ivf", arrays, binary_index=ivf_index)
+        measure(
+            "ivf", f"nlist={nlist}, nprobe={min(nprobe, nlist)}, C=200", TwoStageSearcher(ivf, candidates=200)
+        )
+    return {
+        "rows": rows,
+        "meta": {**common.run_metadata(), "data": str(args.data), "n_items": data.n_items},
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
+    }
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    m, cfg = result["meta"], result["config"]
+    lines = [
+        f"Data `{m['data']}` ({m['n_items']:,} items); closed form rank {cfg['dim']}, "
+        f"learned {cfg['bits']}-bit codes; one query per call, one faiss thread; "
+        f"{m['cpus']} CPUs, {m['date']}, commit {m['commit']}.",
+        "",
+        "| method | setting | queries/s | Recall@20 | NDCG@20 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['method']} | {r['setting']} | {r['qps']:,.0f} | "
+            f"{r['recall@20']:.4f} | {r['ndcg@20']:.4f} |"
+        )
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot(result["rows"], out / "recall_vs_qps.png", m)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, marker in (("exact", "s"), ("hamming", "^"), ("flat", "o"), ("ivf", "D")):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["qps"])
+        if not mine:
+            continue
+        ax.plot([r["qps"] for r in mine], [r["recall@20"] for r in mine], marker=marker, label=method)
+        for r in mine:
+            if method in ("flat", "ivf"):
+                label = r["setting"].split(", ")[-2] if method == "ivf" else r["setting"]
+                ax.annotate(
+                    label, (r["qps"], r["recall@20"]), fontsize=7, xytext=(3, -9), textcoords="offset points"
+                )
+    ax.set_xscale("log")
+    ax.set_xlabel("queries/s, one query per call (log scale)")
+    ax.set_ylabel("Recall@20 of the final ranking")
+    ax.set_title(f"Recall@20 against throughput ({meta['cpus']} CPUs, {meta['date'][:10]})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/gowalla"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality_at_qps"))
+    parser.add_argument("--dim", type=int, default=256, help="closed-form rank (0: chosen on a holdout)")
+    parser.add_argument("--bits", type=int, default=128)
+    parser.add_argument("--candidates", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800])
+    parser.add_argument("--nprobes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--timing-users", type=int, default=2000)
+    parser.add_argument("--budget-s", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--replot", action="store_true", help="redraw from --out/results.json")
+    args = parser.parse_args()
+    if args.replot:
+        write(json.loads((args.out / "results.json").read_text()), args.out)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    write(run(args), args.out)
+
+
+if __name__ == "__main__":
+    main()
