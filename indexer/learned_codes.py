@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from indexer.codes import mips_augment, pack_signs, random_projection
 
 ESTIMATORS = ("anneal", "hashgnn", "gste")
-POSITIVES = ("teacher", "train")
+POSITIVES = ("teacher", "train", "both")
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class LearnedQuantizer:
         ``anneal`` only: final epochs that use the sign with a straight-through gradient.
     estimator : {"anneal", "hashgnn", "gste"}
         How codes are relaxed in training (:mod:`indexer.estimators`).
-    positives : {"teacher", "train"}
-        The encoder's own top-``teacher_k`` (distillation) or the training interactions.
+    positives : {"teacher", "train", "both"}
+        The encoder's own top-``teacher_k`` (distillation), the training interactions, or both.
     negatives : int
         Sampled negatives per positive.
     bce_weight : float
@@ -107,11 +107,15 @@ class LearnedQuantizer:
         aug_users, aug_items = mips_augment(users, items)
         seen = seen if seen is not None else sp.csr_matrix((len(users), len(items)), dtype=np.float32)
         started = time.perf_counter()
-        if self.positives == "teacher":
+        pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        if self.positives in ("teacher", "both"):
             top = teacher_top_k(users.astype(np.float32), items.astype(np.float32), seen, self.teacher_k)
-            pair_users, pair_items = np.repeat(np.arange(len(users)), top.shape[1]), top.ravel()
-        else:
-            pair_users, pair_items = (a.astype(np.int64) for a in sp.csr_matrix(seen).nonzero())
+            pairs.append((np.repeat(np.arange(len(users)), top.shape[1]), top.ravel()))
+        if self.positives in ("train", "both"):
+            rows, cols = sp.csr_matrix(seen).nonzero()
+            pairs.append((rows.astype(np.int64), cols.astype(np.int64)))
+        pair_users = np.concatenate([u for u, _ in pairs])
+        pair_items = np.concatenate([i for _, i in pairs])
         self.projection = self._train(aug_users, aug_items, pair_users, pair_items)
         log.info("learned %d-bit projection in %.1fs", self.bits, time.perf_counter() - started)
         return pack_signs(aug_users @ self.projection), pack_signs(aug_items @ self.projection)

@@ -63,11 +63,17 @@ def test_every_estimator_trains_servable_codes_reproducibly(setup, estimator):
     assert quantizer.config()["estimator"] == estimator
 
 
-def test_train_positives_use_the_interactions(setup):
+@pytest.mark.parametrize("positives", ["train", "both"])
+def test_interaction_positives_train_other_codes_than_the_teacher(setup, positives):
     data, users, items = setup
-    quantizer = LearnedQuantizer(16, epochs=1, positives="train")
-    quantizer.encode(users, items, data.train)
-    assert quantizer.config()["positives"] == "train"
+    teacher = LearnedQuantizer(16, epochs=1).encode(users, items, data.train)
+    quantizer = LearnedQuantizer(16, epochs=1, positives=positives)
+    codes = quantizer.encode(users, items, data.train)
+    assert quantizer.config()["positives"] == positives
+    assert not np.array_equal(codes[1], teacher[1])
+
+
+def test_unknown_options_are_refused():
     with pytest.raises(ValueError, match="positives"):
         LearnedQuantizer(16, positives="test")
     with pytest.raises(ValueError, match="estimator"):
