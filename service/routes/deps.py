@@ -6,7 +6,7 @@ thread hand-off per dependency per request that cost more than the whole cached 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, HTTPException, Request
 
@@ -27,3 +27,23 @@ async def get_loaded(state: Annotated[ServiceState, Depends(get_state)]) -> Load
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 LoadedDep = Annotated[Loaded, Depends(get_loaded)]
+
+
+class Serving(NamedTuple):
+    """The service state and the model serving this request, resolved in one dependency."""
+
+    state: ServiceState
+    loaded: Loaded
+
+
+async def get_serving(request: Request) -> Serving:
+    """State and model for the query routes in one step (one dependency less per request); 503
+    while no model is loaded."""
+    state: ServiceState = request.app.state.service
+    loaded = state.loaded
+    if loaded is None:
+        raise HTTPException(503, f"no model loaded: {state.not_ready_reason}")
+    return Serving(state, loaded)
+
+
+ServingDep = Annotated[Serving, Depends(get_serving)]

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Response
 
 from service import metrics
-from service.routes.deps import LoadedDep, StateDep
+from service.routes.deps import ServingDep
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -86,13 +86,14 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def recommend(body: RecommendRequest, state: StateDep, loaded: LoadedDep) -> Response:
+async def recommend(body: RecommendRequest, serving: ServingDep) -> Response:
     """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
 
     A known ``user_id`` uses the user's vector and code; otherwise ``history`` builds a visitor's
     query by the encoder's aggregation rule; otherwise (unknown user, no usable history, or
     neither given) the popular items answer with ``fallback: true`` (or 404 with ``strict: true``).
     """
+    state, loaded = serving
     _check_bounds(state, body.k, body.candidates)
     key = _cache_key(loaded.version, body)
 
@@ -118,8 +119,9 @@ async def recommend(body: RecommendRequest, state: StateDep, loaded: LoadedDep) 
 
 
 @router.post("/recommend/batch", response_model=BatchResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def recommend_batch(body: BatchRequest, state: StateDep, loaded: LoadedDep) -> BatchResponse:
+async def recommend_batch(body: BatchRequest, serving: ServingDep) -> BatchResponse:
     """Several known users in one batched search (uncached); unknown users get popular items."""
+    state, loaded = serving
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
     _check_bounds(state, body.k, None)
@@ -148,8 +150,9 @@ async def recommend_batch(body: BatchRequest, state: StateDep, loaded: LoadedDep
 
 
 @router.post("/similar-items", response_model=SimilarResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def similar_items(body: SimilarRequest, state: StateDep, loaded: LoadedDep) -> SimilarResponse:
+async def similar_items(body: SimilarRequest, serving: ServingDep) -> SimilarResponse:
     """Items nearest to an item: Hamming candidates, cosine rerank; the item itself excluded."""
+    state, loaded = serving
     _check_bounds(state, body.k, body.candidates)
     row = loaded.model.item_index.get(body.item_id)
     if row is None:
