@@ -8,7 +8,8 @@ their training items excluded) and scored on the whole test split. Methods:
 - ``exact``: inner product over every item (ExactSearcher);
 - ``flat``: Hamming top-C over every code (numba scan when installed) + exact rerank, C in ``--candidates``;
 - ``ivf``: binary IVF top-C (nlist as ``hashrec index`` chooses) + rerank, nprobe in ``--nprobes``, C = 200;
-- ``hamming``: Hamming top-20 alone (no rerank).
+- ``hamming``: Hamming top-20 alone (no rerank);
+- ``flat float16`` / ``flat int8``: the flat two-stage at C = 200 with smaller rerank vectors.
 
 Writes ``results.json``, ``results.md`` and ``recall_vs_qps.png`` (one curve per method) into ``--out``.
 
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     measure("hamming", "top-20 codes", HammingSearcher(flat))
     for c in args.candidates:
         measure("flat", f"C={c}", TwoStageSearcher(flat, candidates=c))
+    for dtype in ("float16", "int8"):  # smaller rerank vectors, same codes and C
+        small = ServingModel.from_arrays(dtype, arrays, rerank_dtype=dtype)
+        measure(f"flat {dtype}", "C=200", TwoStageSearcher(small, candidates=200))
     ivf_index = build_binary_index(arrays["item_codes"], "ivf", seed=args.seed)
     nlist = int(ivf_index.nlist)
     for nprobe in args.nprobes:
@@ -118,7 +122,9 @@ def plot(rows: list[dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, marker in (("exact", "s"), ("hamming", "^"), ("flat", "o"), ("ivf", "D")):
+    markers = (("exact", "s"), ("hamming", "^"), ("flat", "o"), ("ivf", "D"))
+    markers += (("flat float16", "v"), ("flat int8", "P"))
+    for method, marker in markers:
         mine = [r for r in rows if r["method"] == method]  # in the order of the setting
         if not mine:
             continue

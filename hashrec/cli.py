@@ -84,6 +84,9 @@ def index(
         bool,
         typer.Option(help="Also publish float16 rerank vectors (HASHREC_RERANK_DTYPE=float16 mmaps them)."),
     ] = False,
+    rerank_int8: Annotated[
+        bool, typer.Option(help="Also publish int8 rerank vectors (HASHREC_RERANK_DTYPE=int8 mmaps them).")
+    ] = False,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option(help="No progress bars or logs.")] = False,
@@ -133,6 +136,7 @@ def index(
         code_transform=code_transform,
         candidates=candidates,
         rerank_float16=rerank_float16,
+        rerank_int8=rerank_int8,
         seed=seed,
         device=device,
         progress=not quiet,

@@ -18,7 +18,7 @@ from indexer.codes import Quantizer, SignQuantizer
 from indexer.evaluation import evaluate_model
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
-from service.model import ServingModel, build_binary_index, index_kind, tune_nprobe
+from service.model import ServingModel, build_binary_index, index_kind, quantize_int8, tune_nprobe
 
 if TYPE_CHECKING:
     from indexer.data import Interactions
@@ -48,6 +48,7 @@ class IndexConfig:
     candidates: int = 200
     binary_index: str = "auto"  # flat | ivf | auto (ivf from service.model.IVF_MIN_ITEMS items on)
     rerank_float16: bool = False  # also publish item_embeddings_f16 (workers mmap half the bytes)
+    rerank_int8: bool = False  # also publish item_embeddings_i8 + scale (a quarter of the bytes)
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -222,6 +223,9 @@ def build_index(
     arrays = recommender_arrays(data, users, items, quantizer)
     if cfg.rerank_float16:
         arrays["item_embeddings_f16"] = arrays["item_embeddings"].astype(np.float16)
+    if cfg.rerank_int8:
+        codes8, scale8 = quantize_int8(arrays["item_embeddings"])
+        arrays["item_embeddings_i8"], arrays["item_embeddings_i8_scale"] = codes8, scale8
     index, index_info = item_index(arrays, cfg)
     model = ServingModel.from_arrays("unpublished", arrays, binary_index=index)
     metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))

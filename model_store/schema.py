@@ -26,6 +26,8 @@ RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {
 OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "code_projection": ("float32", 2),  # (d [+ 1], bits): how new queries are encoded
     "item_embeddings_f16": ("float16", 2),  # (n_items, dim): float16 rerank targets
+    "item_embeddings_i8": ("int8", 2),  # (n_items, dim): int8 rerank targets ...
+    "item_embeddings_i8_scale": ("float32", 1),  # (dim,): ... times these per-dimension scales
 }
 ITEM_INDEX_FILE = "item_codes.faissindex"
 
@@ -78,6 +80,19 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
         raise CorruptVersion(
             f"version {artifact.version}: item_embeddings_f16 has shape "
             f"{arrays['item_embeddings_f16'].shape}, expected {arrays['item_embeddings'].shape}"
+        )
+    if ("item_embeddings_i8" in arrays) != ("item_embeddings_i8_scale" in arrays):
+        raise CorruptVersion(
+            f"version {artifact.version}: item_embeddings_i8 and item_embeddings_i8_scale come together"
+        )
+    if "item_embeddings_i8" in arrays and (
+        arrays["item_embeddings_i8"].shape != arrays["item_embeddings"].shape
+        or arrays["item_embeddings_i8_scale"].shape != (arrays["item_embeddings"].shape[1],)
+    ):
+        raise CorruptVersion(
+            f"version {artifact.version}: item_embeddings_i8 {arrays['item_embeddings_i8'].shape} / "
+            f"scale {arrays['item_embeddings_i8_scale'].shape} do not match item_embeddings "
+            f"{arrays['item_embeddings'].shape}"
         )
     if int(arrays["seen_indptr"][-1]) != len(arrays["seen_indices"]):
         raise CorruptVersion(f"version {artifact.version}: seen_indptr does not end at nnz")

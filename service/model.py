@@ -19,7 +19,17 @@ from service.ids import IdIndex
 #: binary IVF answers several times faster at >= 0.95 recall of the flat top-C.
 IVF_MIN_ITEMS = 200_000
 HAMMING_KERNELS = ("auto", "faiss", "numba")
-RERANK_DTYPES = ("float32", "float16")
+RERANK_DTYPES = ("float32", "float16", "int8")
+
+
+def quantize_int8(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-dimension int8 codes of float vectors and their float32 scales, (n, d) and (d,):
+    ``vectors ~= codes * scales``, each entry within half a scale step."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    scales = np.abs(vectors).max(axis=0) / 127.0 if len(vectors) else np.ones(vectors.shape[1], np.float32)
+    scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(vectors / scales), -127, 127).astype(np.int8)
+    return codes, scales
 
 
 def ivf_nlist(n_items: int) -> int:
@@ -174,12 +184,20 @@ class ServingModel:
             if use_kernel
             else None
         )
-        # Rerank targets: the float32 embeddings (mmapped, shared) or a float16 copy (half the bytes).
-        stored16 = a.get("item_embeddings_f16")
+        # Rerank targets: the float32 embeddings (mmapped, shared), or float16 / int8 ones (1/2, 1/4
+        # of the bytes): the artifact's own when it has them (mmapped), else converted at load.
+        # int8 scores are (query * rerank_scale) . codes, the per-dimension scale folded into the query.
+        self.rerank_scale: np.ndarray | None = None
         if self.rerank_dtype == "float16":
+            stored16 = a.get("item_embeddings_f16")
             self.rerank_items: np.ndarray = (
                 stored16 if stored16 is not None else np.asarray(self.item_embeddings, dtype=np.float16)
             )
+        elif self.rerank_dtype == "int8":
+            stored8, scale8 = a.get("item_embeddings_i8"), a.get("item_embeddings_i8_scale")
+            if stored8 is None or scale8 is None:
+                stored8, scale8 = quantize_int8(self.item_embeddings)
+            self.rerank_items, self.rerank_scale = stored8, np.asarray(scale8, dtype=np.float32)
         else:
             self.rerank_items = self.item_embeddings
 

@@ -226,10 +226,13 @@ class TwoStageSearcher(Searcher):
         cand, _ = hamming_candidates(self.model, codes, n_candidates, exclude)
         valid = cand >= 0
         all_valid = bool(valid.all())
-        # float32 or float16 rerank vectors (ServingModel.rerank_dtype); scored in float32.
+        # float32, float16 or int8 rerank vectors (ServingModel.rerank_dtype); scored in float32.
         targets = self.model.rerank_items[(cand if all_valid else np.where(valid, cand, 0)).ravel()]
         targets = targets.astype(np.float32, copy=False).reshape(*cand.shape, -1)
-        query = vectors.astype(np.float32, copy=False)[:, :, None]
+        query = vectors.astype(np.float32, copy=False)
+        if self.model.rerank_scale is not None:
+            query = query * self.model.rerank_scale
+        query = query[:, :, None]
         scores = np.matmul(targets, query)[:, :, 0]
         if not all_valid:
             scores[~valid] = -np.inf

@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     hamming_kernel: Literal["auto", "faiss", "numba"] = Field(
         "auto", description="Flat Hamming scan: numba's XOR+popcount kernel when installed, else faiss."
     )
-    rerank_dtype: Literal["float32", "float16"] = Field(
-        "float32", description="float16 halves rerank memory (converted at load unless the artifact has it)."
+    rerank_dtype: Literal["float32", "float16", "int8"] = Field(
+        "float32",
+        description="float16 halves rerank memory, int8 quarters it (converted at load unless the "
+        "artifact has them: hashrec index --rerank-float16 / --rerank-int8).",
     )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
     log_level: str = Field("info")

@@ -189,3 +189,27 @@ def test_generate_into_an_unwritable_place_exits_2_with_one_line(tmp_path):
     result = runner.invoke(app, ["generate", "--out", str(blocker / "x.csv")])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: cannot write") and result.stderr.count("\n") == 1
+
+
+def test_rerank_int8_is_published_checked_and_mmapped(tmp_path, indexed):
+    import numpy as np
+
+    from model_store import ModelStore
+    from service.model import ServingModel
+    from service.search import TwoStageSearcher
+
+    data, _, _ = indexed
+    store = tmp_path / "store"
+    args = ["index", "--data", str(data), "--store", str(store), "--encoder", "gfcf", "--dim", "16"]
+    result = runner.invoke(app, [*args, "--bits", "32", "--rerank-int8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    artifact = ModelStore(store).open()
+    i8 = ServingModel.from_artifact(artifact, rerank_dtype="int8")
+    f32 = ServingModel.from_artifact(artifact)
+    assert i8.rerank_items.dtype == np.int8 and backed_by_a_file(i8.rerank_items)
+    dequantized = i8.rerank_items.astype(np.float32) * i8.rerank_scale
+    assert np.all(np.abs(dequantized - f32.item_embeddings) <= i8.rerank_scale / 2 + 1e-6)
+    users = np.arange(f32.n_users)
+    a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
+    b = TwoStageSearcher(i8, candidates=50).search_users(users, 10).items
+    assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95

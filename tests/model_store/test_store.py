@@ -104,3 +104,24 @@ def test_arrays_load_without_pickle(store):
     artifact = store.open()
     ids = artifact.array("user_ids")
     assert ids.dtype.kind == "U"  # fixed-width unicode, loadable with allow_pickle=False
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"item_embeddings_i8": "codes"}, "come together"),
+        ({"item_embeddings_i8": "codes", "item_embeddings_i8_scale": "short"}, "do not match"),
+        ({"item_embeddings_f16": "float32"}, "item_embeddings_f16 is float32"),
+    ],
+)
+def test_optional_rerank_arrays_are_checked(tmp_path, arrays, extra, message):
+    items = arrays["item_embeddings"]
+    made = {
+        "codes": np.zeros(items.shape, np.int8),
+        "short": np.ones(items.shape[1] - 1, np.float32),
+        "float32": items.astype(np.float32),
+    }
+    store = ModelStore(tmp_path)
+    publish_arrays(store, {**arrays, **{name: made[kind] for name, kind in extra.items()}})
+    with pytest.raises(CorruptVersion, match=message):
+        check_recommender(store.open())

@@ -15,6 +15,7 @@ from service.model import (
     build_binary_index,
     flat_recall,
     hamming_knn_kernel,
+    quantize_int8,
     tune_nprobe,
 )
 from service.search import ExactSearcher, TwoStageSearcher, hamming_candidates
@@ -139,6 +140,29 @@ def test_float16_rerank_keeps_the_float32_ranking():
     assert np.allclose(a.scores, b.scores, rtol=2e-2, atol=2e-2)
     seen_free = [not set(b.items[u]) & set(f16.seen(u).tolist()) for u in users]
     assert all(seen_free)
+
+
+def test_int8_rerank_keeps_the_float32_ranking():
+    """Stated bound: int8 rerank vectors (per-dimension scales) keep >= 0.98 of the float32 top-20."""
+    arrays = planted_arrays(n_users=300, n_items=4000, dim=32, bits=128, seed=5)
+    f32 = ServingModel.from_arrays("f32", arrays)
+    i8 = ServingModel.from_arrays("i8", arrays, rerank_dtype="int8")
+    assert i8.rerank_items.dtype == np.int8 and i8.rerank_scale is not None
+    users = np.arange(f32.n_users)
+    a = TwoStageSearcher(f32, candidates=200).search_users(users, 20)
+    b = TwoStageSearcher(i8, candidates=200).search_users(users, 20)
+    assert overlap(a.items, b.items) >= 0.98
+    assert np.allclose(a.scores, b.scores, rtol=3e-2, atol=3e-2)
+
+
+def test_quantize_int8_is_within_half_a_step():
+    rng = np.random.default_rng(8)
+    vectors = rng.standard_normal((500, 16)).astype(np.float32) * np.geomspace(5, 0.01, 16)
+    vectors[:, 3] = 0.0  # an all-zero dimension keeps a usable scale
+    codes, scales = quantize_int8(vectors)
+    assert codes.dtype == np.int8 and scales.dtype == np.float32 and scales.shape == (16,)
+    assert np.all(np.abs(codes.astype(np.float32) * scales - vectors) <= scales / 2 + 1e-6)
+    assert np.abs(codes).max() == 127 and np.all(codes[:, 3] == 0)
 
 
 @pytest.fixture(scope="module")
