@@ -197,12 +197,27 @@ def evaluate(
     )
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @app.command()
 def serve(
     store: StoreOpt = Path("store"),
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0, max=64, help="Worker processes; 0: one per CPU core this process may use (measured best)."
+        ),
+    ] = 0,
     log_level: str = "info",
 ) -> None:
     """Serve the store's current version over HTTP (other settings: HASHREC_* variables)."""
@@ -211,6 +226,7 @@ def serve(
 
     import uvicorn
 
+    workers = workers or usable_cores()
     # Settings travel to every worker through the environment; the factory reads them there.
     os.environ["HASHREC_STORE"] = str(store.resolve())
     os.environ["HASHREC_LOG_LEVEL"] = log_level

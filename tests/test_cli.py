@@ -213,3 +213,23 @@ def test_rerank_int8_is_published_checked_and_mmapped(tmp_path, indexed):
     a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
     b = TwoStageSearcher(i8, candidates=50).search_users(users, 10).items
     assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95
+
+
+@pytest.mark.parametrize(("given", "expected"), [([], "cores"), (["--workers", "3"], 3)])
+def test_serve_runs_one_worker_per_usable_core_by_default(tmp_path, indexed, monkeypatch, given, expected):
+    import os
+
+    import uvicorn
+
+    from hashrec.cli import usable_cores
+
+    _, store, _ = indexed
+    for name in ("HASHREC_STORE", "HASHREC_LOG_LEVEL", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.setenv(name, str(tmp_path))  # restored afterwards; serve writes these
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: captured.update(kwargs))
+    result = runner.invoke(app, ["serve", "--store", str(store), *given])
+    assert result.exit_code == 0, result.output
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cores() == cores
+    assert captured["workers"] == (cores if expected == "cores" else expected)
