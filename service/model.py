@@ -324,6 +324,20 @@ def _compile_kernel() -> Any:
         return j, t
 
     @jit  # type: ignore[misc]
+    def sort_kept(ids, dist, m, bits, out_d, out_i):
+        """Counting sort of the m kept entries by distance into out; stable, ties stay in row order."""
+        start = np.zeros(bits + 2, np.int64)
+        for i in range(m):
+            start[dist[i] + 1] += 1
+        for v in range(1, bits + 2):
+            start[v] += start[v - 1]
+        for i in range(m):
+            p = start[dist[i]]
+            start[dist[i]] = p + 1
+            out_i[p] = ids[i]
+            out_d[p] = dist[i]
+
+    @jit  # type: ignore[misc]
     def scan_one(words, q, w, k, ids, dist, out_d, out_i):
         n = words.shape[0] // w
         bits = w * 64
@@ -353,17 +367,7 @@ def _compile_kernel() -> Any:
                             m, t = shrink(ids, dist, m, k, bits)
                             t -= 1  # later rows tie-break after the kept ones
         m, t = shrink(ids, dist, m, min(k, m), bits)
-        # counting sort of the kept entries by distance; stable, so ties stay in row order
-        start = np.zeros(bits + 2, np.int64)
-        for i in range(m):
-            start[dist[i] + 1] += 1
-        for v in range(1, bits + 2):
-            start[v] += start[v - 1]
-        for i in range(m):
-            p = start[dist[i]]
-            start[dist[i]] = p + 1
-            out_i[p] = ids[i]
-            out_d[p] = dist[i]
+        sort_kept(ids, dist, m, bits, out_d, out_i)
 
     @jit  # type: ignore[misc]
     def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
@@ -401,16 +405,7 @@ def _compile_kernel() -> Any:
                     m, t = shrink(ids, dist, m, k, 128)
                     t -= 1
         m, t = shrink(ids, dist, m, min(k, m), 128)
-        start = np.zeros(130, np.int64)
-        for i in range(m):
-            start[dist[i] + 1] += 1
-        for v in range(1, 130):
-            start[v] += start[v - 1]
-        for i in range(m):
-            p = start[dist[i]]
-            start[dist[i]] = p + 1
-            out_i[p] = ids[i]
-            out_d[p] = dist[i]
+        sort_kept(ids, dist, m, 128, out_d, out_i)
 
     @jit  # type: ignore[misc]
     def knn(words, queries, k, out_d, out_i):
