@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
@@ -30,20 +25,10 @@ from serving_http import LUA, synthetic_store, wrk
 
 
 def measure(store: Path, port: int, workers: int, cache: bool, args: argparse.Namespace, tmp: Path) -> Any:
-    env = {**os.environ, "HASHREC_CACHE_ENABLED": str(cache).lower(), "HASHREC_FAISS_THREADS": "1"}
+    env = {"HASHREC_CACHE_ENABLED": str(cache).lower(), "HASHREC_FAISS_THREADS": "1"}
     env["HASHREC_POLL_INTERVAL_S"] = "0"
-    command = ["hashrec", "serve", "--store", str(store), "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen([*command, "--log-level", "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
+    process, base = common.start_service(store, port, env, workers=workers)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
         users = args.hit_users if cache else args.users
         script = tmp / f"rec-{int(cache)}.lua"
         script.write_text(LUA.format(users=users, delay=""))
