@@ -151,7 +151,8 @@ def backed_by_a_file(array) -> bool:
     return array is not None
 
 
-def test_rerank_float16_is_published_and_mmapped_by_the_service(tmp_path, indexed):
+@pytest.mark.parametrize(("flag", "dtype"), [("--rerank-float16", "float16"), ("--rerank-int8", "int8")])
+def test_smaller_rerank_vectors_are_published_and_mmapped_by_the_service(tmp_path, indexed, flag, dtype):
     import numpy as np
 
     from model_store import ModelStore
@@ -161,17 +162,21 @@ def test_rerank_float16_is_published_and_mmapped_by_the_service(tmp_path, indexe
     data, _, _ = indexed
     store = tmp_path / "store"
     args = ["index", "--data", str(data), "--store", str(store), "--encoder", "gfcf", "--dim", "16"]
-    result = runner.invoke(app, [*args, "--bits", "32", "--rerank-float16", "--quiet"])
+    result = runner.invoke(app, [*args, "--bits", "32", flag, "--quiet"])
     assert result.exit_code == 0, result.output
     artifact = ModelStore(store).open()
-    f16 = ServingModel.from_artifact(artifact, rerank_dtype="float16")
+    small = ServingModel.from_artifact(artifact, rerank_dtype=dtype)
     f32 = ServingModel.from_artifact(artifact)
-    assert f16.rerank_items.dtype == np.float16
-    assert backed_by_a_file(f16.rerank_items)  # the published array, not a per-worker copy
-    assert np.allclose(f16.rerank_items, f32.item_embeddings, atol=1e-3)
+    assert small.rerank_items.dtype == np.dtype(dtype)
+    assert backed_by_a_file(small.rerank_items)  # the published array, not a per-worker copy
+    if dtype == "float16":
+        assert np.allclose(small.rerank_items, f32.item_embeddings, atol=1e-3)
+    else:
+        dequantized = small.rerank_items.astype(np.float32) * small.rerank_scale
+        assert np.all(np.abs(dequantized - f32.item_embeddings) <= small.rerank_scale / 2 + 1e-6)
     users = np.arange(f32.n_users)
     a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
-    b = TwoStageSearcher(f16, candidates=50).search_users(users, 10).items
+    b = TwoStageSearcher(small, candidates=50).search_users(users, 10).items
     assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95
 
 
@@ -189,30 +194,6 @@ def test_generate_into_an_unwritable_place_exits_2_with_one_line(tmp_path):
     result = runner.invoke(app, ["generate", "--out", str(blocker / "x.csv")])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: cannot write") and result.stderr.count("\n") == 1
-
-
-def test_rerank_int8_is_published_checked_and_mmapped(tmp_path, indexed):
-    import numpy as np
-
-    from model_store import ModelStore
-    from service.model import ServingModel
-    from service.search import TwoStageSearcher
-
-    data, _, _ = indexed
-    store = tmp_path / "store"
-    args = ["index", "--data", str(data), "--store", str(store), "--encoder", "gfcf", "--dim", "16"]
-    result = runner.invoke(app, [*args, "--bits", "32", "--rerank-int8", "--quiet"])
-    assert result.exit_code == 0, result.output
-    artifact = ModelStore(store).open()
-    i8 = ServingModel.from_artifact(artifact, rerank_dtype="int8")
-    f32 = ServingModel.from_artifact(artifact)
-    assert i8.rerank_items.dtype == np.int8 and backed_by_a_file(i8.rerank_items)
-    dequantized = i8.rerank_items.astype(np.float32) * i8.rerank_scale
-    assert np.all(np.abs(dequantized - f32.item_embeddings) <= i8.rerank_scale / 2 + 1e-6)
-    users = np.arange(f32.n_users)
-    a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
-    b = TwoStageSearcher(i8, candidates=50).search_users(users, 10).items
-    assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95
 
 
 @pytest.mark.parametrize(("given", "expected"), [([], "cores"), (["--workers", "3"], 3)])
