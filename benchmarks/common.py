@@ -77,18 +77,24 @@ def start_service(
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    wait_ready(base, process, timeout_s)
+    return process, base
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Poll base/readyz until 200; kill the process and raise if it exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return process, base
+                return
         except httpx.TransportError:
             pass
         if process.poll() is not None:
             break
         time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"service on port {port} did not become ready")
+    raise RuntimeError(f"service at {base} did not become ready")
 
 
 def run_metadata() -> dict[str, object]:

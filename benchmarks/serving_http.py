@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,9 @@ from typing import Any
 import faiss
 import httpx
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import common
 
 LUA = """
 counter = 0
@@ -130,14 +132,7 @@ def measure(store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: 
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        common.wait_ready(base, process, timeout_s=120)
         users = args.users if not cache else args.hit_users
         if cache:  # fill the cache for the users the hit run asks for
             with httpx.Client(base_url=base, timeout=30) as client:
