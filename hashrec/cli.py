@@ -53,7 +53,13 @@ def index(
     encoder: Annotated[
         str, typer.Option(help="gfcf (closed-form graph filter, no training), lightgcn or mf.")
     ] = "gfcf",
-    dim: Annotated[int | None, typer.Option(min=2, max=4096, help="Default: 64; gfcf 256.")] = None,
+    dim: Annotated[
+        int | None, typer.Option(min=2, max=4096, help="Default: 64; gfcf chooses its rank on a holdout.")
+    ] = None,
+    spectral_power: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=4.0, help="gfcf spectral weight exponent; default: chosen on a holdout."),
+    ] = None,
     layers: Annotated[int, typer.Option(min=0, max=8, help="LightGCN layers.")] = 3,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs (lightgcn, mf).")] = 30,
     batch_size: Annotated[int, typer.Option(min=0, help="0: about 50 steps per epoch.")] = 0,
@@ -111,6 +117,8 @@ def index(
         fail(f"--budget must be a fraction in (0, 1] or a whole row count, got {budget}")
     if compression == "full" and budget != 1.0:
         fail("--compression full keeps every row; give a method to use --budget")
+    if spectral_power is not None and encoder != "gfcf":
+        fail(f"--spectral-power applies to --encoder gfcf only, not {encoder!r}")
     if compression != "full" and encoder not in ("mf", "lightgcn"):
         fail(f"--compression needs a trained encoder (mf or lightgcn), not {encoder!r}")
     from indexer.build import IndexConfig, build_index
@@ -123,6 +131,7 @@ def index(
     cfg = IndexConfig(
         encoder=encoder,
         dim=dim or 0,
+        spectral_power=spectral_power,
         layers=layers,
         epochs=epochs,
         batch_size=batch_size,

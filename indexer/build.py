@@ -31,7 +31,8 @@ class IndexConfig:
     """Everything ``hashrec index`` can set; recorded in the manifest."""
 
     encoder: str = "gfcf"  # best measured within the CPU budget; see benchmarks/quality.md
-    dim: int = 0  # 0: 256 for gfcf, 64 for the trained encoders
+    dim: int = 0  # 0: chosen on a holdout for gfcf, 64 for the trained encoders
+    spectral_power: float | None = None  # gfcf's spectral weight exponent; None: chosen on a holdout
     layers: int = 3
     epochs: int = 30
     batch_size: int = 0  # 0: about 50 steps per epoch, between 1,024 and 16,384
@@ -135,7 +136,7 @@ def train_embeddings(
     if cfg.encoder == "gfcf":  # training-free, no torch
         from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 
-        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, seed=cfg.seed))
+        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, power=cfg.spectral_power, seed=cfg.seed))
         embeddings = closed_form.fit(data.train)
         return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
     from indexer.encoders.models import make_encoder  # torch is imported only here
