@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             progress=False,
             seed=args.seed,
             dim=args.gfcf_dim if encoder == "gfcf" else args.dim,
+            spectral_power=args.gfcf_power if encoder == "gfcf" else None,
             layers=args.layers,
         )
         started = time.perf_counter()
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "bits": bits,
                 "train_seconds": round(train_seconds, 1),
                 "epochs_run": len(encoder_config.get("history", [])),
+                **({"encoder_search": encoder_config["history"]} if encoder == "gfcf" else {}),
                 "full": full,
                 "hamming": evaluate(HammingSearcher(model), data.test),
             }
@@ -243,6 +245,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--gfcf-dim", type=int, default=0, help="0: rank chosen on a holdout.")
+    parser.add_argument(
+        "--gfcf-power", type=float, default=None, help="Spectral weight exponent (default: holdout)."
+    )
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
