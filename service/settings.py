@@ -44,4 +44,8 @@ class Settings(BaseSettings):
         "artifact has them: hashrec index --rerank-float16 / --rerank-int8).",
     )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
+    microbatch_window_ms: float = Field(
+        0.0, ge=0, le=50, description="Known-user searches wait this long to share one batch; 0: off."
+    )
+    microbatch_max: int = Field(64, ge=1, le=1024, description="Pending searches that start a batch at once.")
     log_level: str = Field("info")

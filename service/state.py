@@ -14,6 +14,7 @@ import numpy as np
 
 from model_store import ModelStore, StoreError
 from service import metrics
+from service.batcher import MicroBatcher
 from service.cache import AnswerCache, InProcessCache, NoCache, RedisCache, TieredCache
 from service.coalesce import Coalescer
 from service.model import ServingModel
@@ -61,6 +62,7 @@ class ServiceState:
     draining: bool = False
     refused: dict[str, str] = field(default_factory=dict)
     coalescer: Coalescer[tuple[bytes, bool]] = field(default_factory=Coalescer)
+    batcher: MicroBatcher | None = None
     store: ModelStore = field(init=False)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -145,4 +147,7 @@ def make_cache(settings: Settings) -> AnswerCache:
 
 def make_state(settings: Settings) -> ServiceState:
     faiss.omp_set_num_threads(settings.faiss_threads)
-    return ServiceState(settings=settings, cache=make_cache(settings))
+    batcher = None
+    if settings.microbatch_window_ms > 0:
+        batcher = MicroBatcher(settings.microbatch_window_ms / 1000, settings.microbatch_max)
+    return ServiceState(settings=settings, cache=make_cache(settings), batcher=batcher)

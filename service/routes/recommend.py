@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Response
 
 from service import metrics
+from service.recommender import Pairs
 from service.routes.deps import ServingDep
 from service.schemas import (
     BatchRequest,
@@ -85,6 +86,20 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
         metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
 
 
+async def _batched(state: ServiceState, loaded: Loaded, body: RecommendRequest) -> tuple[Pairs, bool] | None:
+    """The answer through the micro-batcher when it is on and the query can share a batch."""
+    batcher = state.batcher
+    if batcher is None or body.exclude_items or body.user_id is None:
+        return None
+    row = loaded.model.user_index.get(body.user_id)
+    if row is None:
+        return None
+    started = time.perf_counter()
+    pairs = await batcher.for_user(loaded.recommender, row, body.k, body.exclude_seen, body.candidates)
+    metrics.STAGE_SEARCH.observe(time.perf_counter() - started)  # the wait for the batch included
+    return pairs, False
+
+
 @router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)  # type: ignore[arg-type]
 async def recommend(body: RecommendRequest, serving: ServingDep) -> Response:
     """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
@@ -105,7 +120,7 @@ async def recommend(body: RecommendRequest, serving: ServingDep) -> Response:
             metrics.CACHE_HIT.inc()
             return cached_value, True
         metrics.CACHE_MISS.inc()
-        pairs, fallback = _answer(loaded, body)
+        pairs, fallback = await _batched(state, loaded, body) or _answer(loaded, body)
         # The cached value is the answer's JSON tail; a hit splices it in without decoding it.
         value = orjson.dumps({"fallback": fallback, "items": [{"item_id": i, "score": s} for i, s in pairs]})
         await state.cache.set(key, value)
