@@ -11,6 +11,9 @@ from wrk's latency distribution; "at half peak" runs wrk with a per-connection d
 for about half the measured peak rate.
 
     flock /tmp/hashrec-heavy.lock python benchmarks/serving_http.py --items 40000
+
+``--microbatch-ms 1 2`` adds cache-off processes with ``HASHREC_MICROBATCH_WINDOW_MS`` set, each
+with its own trivial-route baseline.
 """
 
 from __future__ import annotations
@@ -124,8 +127,11 @@ def _ms(value: str) -> float:
     return round(number * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 3)
 
 
-def measure(store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def measure(
+    store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: Path, window_ms: float = 0.0
+) -> dict[str, Any]:
     env = {**os.environ, "HASHREC_CACHE_ENABLED": str(cache).lower(), "HASHREC_FAISS_THREADS": "1"}
+    env["HASHREC_MICROBATCH_WINDOW_MS"] = str(window_ms)
     env["HASHREC_CACHE_SIZE"] = str(max(100_000, args.users * 2))
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--store", str(store), "--port", str(port)], env=env
@@ -174,6 +180,9 @@ def main() -> None:
     parser.add_argument("--hit-users", type=int, default=2_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--microbatch-ms", type=float, nargs="+", default=[], help="Also misses with these batching windows."
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_http"))
     args = parser.parse_args()
     if args.serve:
@@ -188,6 +197,9 @@ def main() -> None:
             "miss": measure(tmp / "store", args.port, False, args, tmp),
             "hit": measure(tmp / "store", args.port + 1, True, args, tmp),
         }
+        for number, window in enumerate(w for w in args.microbatch_ms if w > 0):
+            port = args.port + 2 + number
+            results[f"miss_mb{window:g}"] = measure(tmp / "store", port, False, args, tmp, window)
     import importlib.metadata as md
 
     commit = subprocess.run(
@@ -222,7 +234,9 @@ def main() -> None:
         "| p99 ms | recommend / trivial |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for case, label in (("miss", "cache off (every recommend a miss)"), ("hit", "in-process cache (hits)")):
+    labels = {"miss": "cache off (every recommend a miss)", "hit": "in-process cache (hits)"}
+    for case in results:
+        label = labels.get(case, f"cache off, micro-batching {case.removeprefix('miss_mb')} ms")
         r = results[case]
         for endpoint in ("trivial", "recommend"):
             p, h = r[endpoint]["peak"], r[endpoint]["half_peak"]
@@ -242,13 +256,16 @@ def plot(results: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, values = [], []
-    for case in ("miss", "hit"):
+    labels, values, colours = [], [], []
+    names = {"miss": "cache off", "hit": "cache hit"}
+    for case in results:
+        name = names.get(case, f"batch {case.removeprefix('miss_mb')} ms")
         for endpoint in ("trivial", "recommend"):
-            labels.append(f"{endpoint}\n({'cache off' if case == 'miss' else 'cache hit'} process)")
+            labels.append(f"{endpoint}\n({name})")
             values.append(results[case][endpoint]["peak"]["rps"])
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(labels, values, color=["#999", "#36c", "#999", "#3a6"])
+            colours.append("#999" if endpoint == "trivial" else "#3a6" if case == "hit" else "#36c")
+    fig, ax = plt.subplots(figsize=(4 * len(results), 4))
+    ax.bar(labels, values, color=colours)
     ax.set_ylabel("requests/s (wrk, 1 worker)")
     ax.set_title("HTTP ceiling vs POST /v1/recommend")
     fig.tight_layout()
