@@ -93,20 +93,20 @@ class ClosedForm(Encoder):
         rank, power = self.cfg.dim, self.cfg.power
         if not rank or power is None:
             rank, power = self.choose(train)
-        singular, basis = self._spectrum(train, rank)
-        users, items = self._factor(train, singular, basis, power)
+        singular, basis = self.spectrum(train, rank)
+        users, items = self.factor(train, singular, basis, power)
         seconds = round(time.perf_counter() - started, 2)
         self.history.append({"seconds": seconds, "rank": users.shape[1], "power": power})
         log.info("closed-form encoder: rank %d, power %g in %.1fs", users.shape[1], power, seconds)
         return Embeddings(users, items)
 
-    def _spectrum(self, train: sp.csr_matrix, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    def spectrum(self, train: sp.csr_matrix, rank: int) -> tuple[np.ndarray, np.ndarray]:
         """Singular values and right singular vectors of the normalized matrix, strongest first."""
         normalized, _ = normalized_interactions(train)
         k = max(1, min(rank, min(normalized.shape) - 1))
         return randomized_svd(normalized, k, iters=self.cfg.svd_iters, seed=self.cfg.seed)
 
-    def _factor(
+    def factor(
         self, train: sp.csr_matrix, singular: np.ndarray, basis: np.ndarray, power: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors of the weighted filter on the leading ``len(singular)`` components."""
@@ -130,7 +130,7 @@ class ClosedForm(Encoder):
         ranks = [self.cfg.dim] if self.cfg.dim else self.cfg.ranks
         ranks = sorted({min(r, limit) for r in ranks if r >= 1})
         powers = self.cfg.powers if self.cfg.power is None else (self.cfg.power,)
-        singular, basis = self._spectrum(fit, ranks[-1])
+        singular, basis = self.spectrum(fit, ranks[-1])
         eval_users = np.flatnonzero(np.diff(validation.indptr) > 0)
         if len(eval_users) > self.cfg.max_val_users:
             rng = np.random.default_rng(self.cfg.seed)
@@ -138,7 +138,7 @@ class ClosedForm(Encoder):
         scores: dict[tuple[int, float], float] = {}
         for rank in ranks:
             for power in powers:
-                users, items = self._factor(fit, singular[:rank], basis[:, :rank], power)
+                users, items = self.factor(fit, singular[:rank], basis[:, :rank], power)
                 scores[rank, power] = exact_recall(users, items, fit, validation, eval_users)
         # Ties go to the smaller rank (shorter vectors), then the smaller power.
         best = max(scores, key=lambda key: (round(scores[key], 4), -key[0], -key[1]))
