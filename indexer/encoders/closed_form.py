@@ -127,8 +127,11 @@ class ClosedForm(Encoder):
 
         fit, validation = holdout(train, self.cfg.val_fraction, self.cfg.seed)
         limit = min(fit.shape) - 1
-        ranks = [self.cfg.dim] if self.cfg.dim else self.cfg.ranks
-        ranks = sorted({min(r, limit) for r in ranks if r >= 1})
+        if self.cfg.dim:
+            ranks = [min(self.cfg.dim, limit)]
+        else:  # past a quarter of the spectrum the filter is no longer low-pass; skip those ranks
+            cap = max(min(fit.shape) // 4, min(self.cfg.ranks))
+            ranks = sorted({min(r, limit) for r in self.cfg.ranks if 1 <= r <= cap})
         powers = self.cfg.powers if self.cfg.power is None else (self.cfg.power,)
         singular, basis = self.spectrum(fit, ranks[-1])
         eval_users = np.flatnonzero(np.diff(validation.indptr) > 0)

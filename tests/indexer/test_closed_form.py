@@ -47,10 +47,10 @@ def test_power_weights_components_by_singular_value(data):
 
 
 def test_holdout_search_takes_the_best_rank_and_power(data):
-    encoder = ClosedForm(ClosedFormConfig(ranks=(4, 8, 16, 64), powers=(0.0, 1.0)))
+    encoder = ClosedForm(ClosedFormConfig(ranks=(4, 8, 16, 48), powers=(0.0, 1.0)))
     emb = encoder.fit(data.train)
     search, fitted = encoder.history
-    assert set(search["search"]) == {f"{r}/p{p}" for r in (4, 8, 16, 64) for p in (0, 1)}
+    assert set(search["search"]) == {f"{r}/p{p}" for r in (4, 8, 16, 48) for p in (0, 1)}
     rank, power = search["chosen"]
     best = max(search["search"].values())
     assert search["search"][f"{rank}/p{power:g}"] >= best - 1e-4
@@ -72,3 +72,9 @@ def test_same_seed_same_vectors(data):
     first = ClosedForm(ClosedFormConfig(ranks=(8, 16), seed=3)).fit(data.train)
     again = ClosedForm(ClosedFormConfig(ranks=(8, 16), seed=3)).fit(data.train)
     assert np.array_equal(first.users, again.users) and np.array_equal(first.items, again.items)
+
+
+def test_the_search_skips_ranks_past_a_quarter_of_the_spectrum(data):
+    encoder = ClosedForm(ClosedFormConfig(ranks=(8, 16, 48, 64, 128), powers=(0.0,)))
+    encoder.fit(data.train)  # 300 users x 200 items: ranks up to 50
+    assert set(encoder.history[0]["search"]) == {"8/p0", "16/p0", "48/p0"}
