@@ -114,6 +114,19 @@ def test_unknown_quantizer_exits_2_naming_the_choices(tmp_path, indexed):
     )
 
 
+def test_spectral_power_is_recorded_and_refused_for_trained_encoders(tmp_path, indexed):
+    data, _, _ = indexed
+    store = tmp_path / "store"
+    args = ["index", "--data", str(data), "--store", str(store), "--dim", "16", "--spectral-power", "1"]
+    result = runner.invoke(app, [*args, "--bits", "32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(next((store / "versions").glob("*/manifest.json")).read_text())
+    assert manifest["config"]["spectral_power"] == 1.0
+    assert manifest["config"]["encoder_config"]["history"][-1]["power"] == 1.0
+    refused = runner.invoke(app, [*args, "--encoder", "mf"])
+    assert refused.exit_code == 2 and "--spectral-power applies to --encoder gfcf only" in refused.stderr
+
+
 @pytest.mark.parametrize("quantizer", ["itq", "hashgnn", "hqgnn"])
 def test_index_with_each_published_quantizer_records_it(tmp_path, indexed, quantizer):
     data, _, _ = indexed
