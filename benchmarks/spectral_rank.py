@@ -16,17 +16,16 @@ import logging
 import os
 import platform
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from indexer.data import load_interactions
 from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 from indexer.metrics import evaluate_rankings
+from service.search import top_k
 
 
 def exact_metrics(users: np.ndarray, items: np.ndarray, train, test) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -36,9 +35,7 @@ def exact_metrics(users: np.ndarray, items: np.ndarray, train, test) -> dict[str
         scores = users[batch] @ items.T
         rows, cols = train[batch].nonzero()
         scores[rows, cols] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-        return np.take_along_axis(top, order, axis=1)
+        return top_k(scores, k)[0]
 
     return evaluate_rankings(rank, test, ks=(20,), batch_size=2048)
 
@@ -51,13 +48,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     singular, basis = encoder.spectrum(train, max(args.ranks))
     svd_seconds = time.perf_counter() - started
     rows = []
-    for rank in args.ranks:
-        for power in args.powers:
-            users, items = encoder.factor(train, singular[:rank], basis[:, :rank], power)
-            metrics = exact_metrics(users, items, train, test)
-            row = {"rank": rank, "power": power, "bytes_per_item": 4 * rank, **metrics}
-            logging.info(json.dumps(row))
-            rows.append(row)
+    for rank, power, users, items in encoder.variants(train, singular, basis, args.ranks, args.powers):
+        metrics = exact_metrics(users, items, train, test)
+        row = {"rank": rank, "power": power, "bytes_per_item": 4 * rank, **metrics}
+        logging.info(json.dumps(row))
+        rows.append(row)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return {
         "data": str(args.data),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -110,14 +111,33 @@ class ClosedForm(Encoder):
         self, train: sp.csr_matrix, singular: np.ndarray, basis: np.ndarray, power: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """User and item vectors of the weighted filter on the leading ``len(singular)`` components."""
+        users, items = self._unweighted(train, basis)
+        half_weight = _half_weights(singular, power)
+        return _contiguous(users * half_weight), _contiguous(items * half_weight)
+
+    def variants(
+        self,
+        train: sp.csr_matrix,
+        singular: np.ndarray,
+        basis: np.ndarray,
+        ranks: Iterable[int],
+        powers: Iterable[float],
+    ) -> Iterator[tuple[int, float, np.ndarray, np.ndarray]]:
+        """(rank, power, users, items) for every pair, from one unweighted factoring: the leading
+        components and their weights are all that change."""
+        users, items = self._unweighted(train, basis)
+        for rank in ranks:
+            for power in powers:
+                half_weight = _half_weights(singular[:rank], power)
+                yield rank, power, users[:, :rank] * half_weight, items[:, :rank] * half_weight
+
+    def _unweighted(self, train: sp.csr_matrix, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The p = 0 (ideal filter) user and item vectors on ``basis``."""
         item_degree = np.asarray(sp.csr_matrix(train).sum(axis=0)).ravel()
         degree = np.maximum(item_degree, 1.0).astype(np.float32)
-        top = max(float(singular[0]), 1e-12)
-        half_weight = (np.clip(singular, 0.0, None) / top) ** (power / 2)
-        items = basis * (degree**self.cfg.beta)[:, None] * half_weight
+        items = basis * (degree**self.cfg.beta)[:, None]
         users = sp.csr_matrix(train, dtype=np.float32) @ (basis * (degree**-self.cfg.beta)[:, None])
-        users = np.asarray(users) * half_weight
-        return np.ascontiguousarray(users, dtype=np.float32), np.ascontiguousarray(items, dtype=np.float32)
+        return np.asarray(users), items
 
     def choose(self, train: sp.csr_matrix) -> tuple[int, float]:
         """The (rank, power) with the best validation Recall@20 (one SVD at the largest rank;
@@ -139,10 +159,8 @@ class ClosedForm(Encoder):
             rng = np.random.default_rng(self.cfg.seed)
             eval_users = np.sort(rng.choice(eval_users, self.cfg.max_val_users, replace=False))
         scores: dict[tuple[int, float], float] = {}
-        for rank in ranks:
-            for power in powers:
-                users, items = self.factor(fit, singular[:rank], basis[:, :rank], power)
-                scores[rank, power] = exact_recall(users, items, fit, validation, eval_users)
+        for rank, power, users, items in self.variants(fit, singular, basis, ranks, powers):
+            scores[rank, power] = exact_recall(users, items, fit, validation, eval_users)
         # Ties go to the smaller rank (shorter vectors), then the smaller power.
         best = max(scores, key=lambda key: (round(scores[key], 4), -key[0], -key[1]))
         self.history.append(
@@ -150,3 +168,13 @@ class ClosedForm(Encoder):
         )
         log.info("closed-form search %s -> rank %d, power %g", scores, *best)
         return best
+
+
+def _half_weights(singular: np.ndarray, power: float) -> np.ndarray:
+    """(s_j / s_1)^(p/2): each side's half of the spectral weight."""
+    top = max(float(singular[0]), 1e-12)
+    return (np.clip(singular, 0.0, None) / top) ** (power / 2)
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
