@@ -42,7 +42,7 @@ class MicroBatcher:
         self._pending: dict[GroupKey, _Group] = {}
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
-        self.batches = 0  # searches run, for tests and metrics
+        self.batches = 0  # batched searches run and queries answered, for tests
         self.queries = 0
 
     async def for_user(
