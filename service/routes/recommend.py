@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from service import metrics
 from service.recommender import Pairs
-from service.routes.deps import ServingDep
+from service.routes.deps import json_body, json_body_schema, serving
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -100,15 +100,21 @@ async def _batched(state: ServiceState, loaded: Loaded, body: RecommendRequest) 
     return pairs, False
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def recommend(body: RecommendRequest, serving: ServingDep) -> Response:
+@router.post(
+    "/recommend",
+    response_model=RecommendResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=json_body_schema(RecommendRequest),
+)
+async def recommend(request: Request) -> Response:
     """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
 
     A known ``user_id`` uses the user's vector and code; otherwise ``history`` builds a visitor's
     query by the encoder's aggregation rule; otherwise (unknown user, no usable history, or
     neither given) the popular items answer with ``fallback: true`` (or 404 with ``strict: true``).
     """
-    state, loaded = serving
+    state, loaded = serving(request)
+    body = await json_body(request, RecommendRequest)
     _check_bounds(state, body.k, body.candidates)
     key = _cache_key(loaded.version, body)
 
@@ -133,10 +139,16 @@ async def recommend(body: RecommendRequest, serving: ServingDep) -> Response:
     return Response(head[:-1] + b"," + value[1:], media_type="application/json")
 
 
-@router.post("/recommend/batch", response_model=BatchResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def recommend_batch(body: BatchRequest, serving: ServingDep) -> BatchResponse:
+@router.post(
+    "/recommend/batch",
+    response_model=BatchResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=json_body_schema(BatchRequest),
+)
+async def recommend_batch(request: Request) -> BatchResponse:
     """Several known users in one batched search (uncached); unknown users get popular items."""
-    state, loaded = serving
+    state, loaded = serving(request)
+    body = await json_body(request, BatchRequest)
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
     _check_bounds(state, body.k, None)
@@ -164,10 +176,16 @@ async def recommend_batch(body: BatchRequest, serving: ServingDep) -> BatchRespo
     return BatchResponse(model_version=loaded.version, results=results)
 
 
-@router.post("/similar-items", response_model=SimilarResponse, responses=ERRORS)  # type: ignore[arg-type]
-async def similar_items(body: SimilarRequest, serving: ServingDep) -> SimilarResponse:
+@router.post(
+    "/similar-items",
+    response_model=SimilarResponse,
+    responses=ERRORS,  # type: ignore[arg-type]
+    openapi_extra=json_body_schema(SimilarRequest),
+)
+async def similar_items(request: Request) -> SimilarResponse:
     """Items nearest to an item: Hamming candidates, cosine rerank; the item itself excluded."""
-    state, loaded = serving
+    state, loaded = serving(request)
+    body = await json_body(request, SimilarRequest)
     _check_bounds(state, body.k, body.candidates)
     row = loaded.model.item_index.get(body.item_id)
     if row is None:

@@ -78,6 +78,34 @@ def test_malformed_json_is_422(client):
     assert "detail" in response.json()
 
 
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"", {"content-type": "application/json"}),
+        (b'{"user_id": "u1"}', {"content-type": "text/plain"}),
+        (b'{"user_id": "u1"}', {}),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/recommend", "/v1/recommend/batch", "/v1/similar-items"])
+def test_missing_or_non_json_body_is_422_naming_body(client, path, content, headers):
+    response = client.post(path, content=content, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+def test_json_content_type_with_parameters_is_accepted(client):
+    headers = {"content-type": "application/json; charset=utf-8"}
+    response = client.post("/v1/recommend", content=b'{"user_id": "u3", "k": 2}', headers=headers)
+    assert response.status_code == 200 and len(response.json()["items"]) == 2
+
+
+def test_query_route_bodies_are_documented(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, model in [("/v1/recommend", "RecommendRequest"), ("/v1/recommend/batch", "BatchRequest")]:
+        body = paths[path]["post"]["requestBody"]
+        assert body["required"] and body["content"]["application/json"]["schema"]["title"] == model
+
+
 def test_empty_store_is_alive_but_not_ready(tmp_path):
     app = create_app(Settings(store=tmp_path / "empty"))
     with TestClient(app) as client:
