@@ -19,6 +19,7 @@ with its own trivial-route baseline.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -121,6 +122,27 @@ def wrk(url: str, script: Path | None, seconds: int, connections: int) -> dict[s
     }
 
 
+def locust(
+    base: str, target: str, users: int, seconds: int, connections: int, tmp: Path, user_rps: float = 0.0
+) -> dict[str, float]:
+    """Locust (FastHttpUser, one process) with ``connections`` users on one endpoint; wrk's keys."""
+    prefix = tmp / f"locust-{target}-{user_rps:g}"
+    env = {**os.environ, "CEILING_TARGET": target, "CEILING_USERS": str(users)}
+    env["CEILING_USER_RPS"] = str(user_rps)
+    cmd = ["locust", "-f", str(Path(__file__).parent / "locust_ceiling.py"), "--headless"]
+    cmd += ["-u", str(connections), "-r", str(connections), "-t", f"{seconds}s", "--host", base]
+    cmd += ["--csv", str(prefix), "--only-summary", "--loglevel", "ERROR"]
+    subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    return {
+        "rps": round(float(row["Requests/s"]), 1),
+        "p50_ms": float(row["50%"]),
+        "p99_ms": float(row["99%"]),
+        "non_2xx": int(row["Failure Count"]),
+    }
+
+
 def _ms(value: str) -> float:
     number = float(re.match(r"[\d.]+", value).group(0))  # type: ignore[union-attr]
     unit = value[len(re.match(r"[\d.]+", value).group(0)) :]  # type: ignore[union-attr]
@@ -144,6 +166,8 @@ def measure(
             with httpx.Client(base_url=base, timeout=30) as client:
                 for u in range(users):
                     client.post("/v1/recommend", json={"user_id": f"u{u}", "k": 20}).raise_for_status()
+        if args.generator == "locust":
+            return _measure_locust(base, users, args, tmp)
         script = tmp / f"rec-{int(cache)}.lua"
         script.write_text(LUA.format(users=users, delay=""))
         wrk(f"{base}/trivial", None, 2, args.connections)  # warm
@@ -168,6 +192,19 @@ def measure(
         process.wait(timeout=30)
 
 
+def _measure_locust(base: str, users: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The trivial route and recommend at peak and at about half the peak rate, with Locust."""
+    locust(base, "trivial", users, 2, args.connections, tmp)  # warm
+    out: dict[str, Any] = {}
+    for name in ("trivial", "recommend"):
+        peak = locust(base, name, users, args.seconds, args.connections, tmp)
+        per_user_rps = peak["rps"] / 2 / args.connections
+        half = locust(base, name, users, args.seconds, args.connections, tmp, per_user_rps)
+        out[name] = {"peak": peak, "half_peak": half}
+    out["ratio"] = round(out["recommend"]["peak"]["rps"] / out["trivial"]["peak"]["rps"], 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,12 +220,15 @@ def main() -> None:
     parser.add_argument(
         "--microbatch-ms", type=float, nargs="+", default=[], help="Also misses with these batching windows."
     )
+    parser.add_argument(
+        "--generator", choices=["wrk", "locust"], default="wrk", help="Load generator (Locust: one process)."
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_http"))
     args = parser.parse_args()
     if args.serve:
         serve(args.store, args.port)
         return
-    if shutil.which("wrk") is None:
+    if args.generator == "wrk" and shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
     with tempfile.TemporaryDirectory(prefix="hashrec-http-") as name:
         tmp = Path(name)
@@ -205,9 +245,10 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split(
-        "\n"
-    )[0]
+    wrk_version = ""
+    if args.generator == "wrk":
+        wrk_run = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        wrk_version = wrk_run.stdout.split("\n")[0]
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
@@ -216,7 +257,9 @@ def main() -> None:
         "versions": {
             p: md.version(p) for p in ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "faiss-cpu")
         },
-        "wrk": wrk_version.strip(),
+        "generator": args.generator,
+        "wrk": wrk_version.strip() if args.generator == "wrk" else None,
+        "locust": md.version("locust") if args.generator == "locust" else None,
         "items": args.items,
         "users": args.users,
         "connections": args.connections,
@@ -227,7 +270,7 @@ def main() -> None:
     lines = [
         f"{meta['cpus']} CPUs, {meta['date']}, commit {meta['commit']}, python {meta['python']}, "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
-        + f", {meta['wrk']}; one uvicorn worker, wrk -t1 -c{args.connections} -d{args.seconds}s; "
+        + f"; {_generator_text(meta, args)}; "
         f"{args.items:,} items, {args.users:,} users, k = 20, C = 200.",
         "",
         "| server process | endpoint | req/s (peak) | p50 ms | p99 ms | req/s at ~half peak | p50 ms "
@@ -246,11 +289,18 @@ def main() -> None:
                 f"{r['ratio'] if endpoint == 'recommend' else ''} |"
             )
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
-    plot(results, args.out)
+    plot(results, args.out, args.generator)
     print("\n".join(lines))
 
 
-def plot(results: dict[str, Any], out: Path) -> None:
+def _generator_text(meta: dict[str, Any], args: argparse.Namespace) -> str:
+    if args.generator == "locust":
+        users = f"{args.connections} users, {args.seconds}s"
+        return f"one uvicorn worker, Locust {meta['locust']} FastHttpUser (one process), {users}"
+    return f"{meta['wrk']}; one uvicorn worker, wrk -t1 -c{args.connections} -d{args.seconds}s"
+
+
+def plot(results: dict[str, Any], out: Path, generator: str = "wrk") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,7 +316,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
             colours.append("#999" if endpoint == "trivial" else "#3a6" if case == "hit" else "#36c")
     fig, ax = plt.subplots(figsize=(4 * len(results), 4))
     ax.bar(labels, values, color=colours)
-    ax.set_ylabel("requests/s (wrk, 1 worker)")
+    ax.set_ylabel(f"requests/s ({generator}, 1 worker)")
     ax.set_title("HTTP ceiling vs POST /v1/recommend")
     fig.tight_layout()
     fig.savefig(out / "http_ceiling.png", dpi=110)
