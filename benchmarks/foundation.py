@@ -134,11 +134,26 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def merge(runs: list[Path]) -> dict[str, object]:
+    """One result from several runs on the same data (e.g. bit widths run separately)."""
+    results = [json.loads((run / "results.json").read_text()) for run in runs]
+    if len({r["data"] for r in results}) != 1:
+        raise SystemExit("--merge: the runs are on different data")
+    rows = [row for r in results for row in r["rows"]]
+    rows.sort(key=lambda row: (row["encoder"], row.get("quantizer", "sign"), row["bits"]))
+    merged = {**results[0], "rows": rows}
+    sources = zip(runs, results, strict=True)
+    merged["merged_from"] = [{"run": str(run), "machine": r["machine"]} for run, r in sources]
+    return merged
+
+
 def machine() -> dict[str, object]:
     return common.run_metadata()
 
 
-def write_report(result: dict[str, object], out: Path, candidates: list[int]) -> None:
+def write_report(
+    result: dict[str, object], out: Path, candidates: list[int], plot_candidates: list[int] | None = None
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))
     rows = result["rows"]  # type: ignore[index]
@@ -151,6 +166,10 @@ def write_report(result: dict[str, object], out: Path, candidates: list[int]) ->
     lines = [
         f"Data: `{result['data']}`. Machine: {m['cpus']} CPUs, Python {m['python']}, "  # type: ignore[index]
         f"{m['date']}, commit {m['commit']}.",
+        *[
+            f"Merged from `{src['run']}` ({src['machine']['date']}, commit {src['machine']['commit']})."
+            for src in result.get("merged_from", [])  # type: ignore[attr-defined]
+        ],
         "",
         head,
         "|" + "---|" * (10 + 2 * len(candidates)),
@@ -190,7 +209,7 @@ def write_report(result: dict[str, object], out: Path, candidates: list[int]) ->
                 cells += [row[f"served_c{c}"]["recall@20"], row[f"asymmetric_c{c}"]["recall@20"]]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    plot(rows, out / "served_recall.png", candidates)  # type: ignore[arg-type]
+    plot(rows, out / "served_recall.png", plot_candidates or candidates)  # type: ignore[arg-type]
 
 
 def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: ignore[type-arg]
@@ -204,6 +223,7 @@ def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: 
     palette = plt.get_cmap("tab10").colors
     for group_index, (encoder, quantizer) in enumerate(groups):
         mine = [r for r in rows if r["encoder"] == encoder and r.get("quantizer", "sign") == quantizer]
+        mine.sort(key=lambda r: r["bits"])
         bits = [r["bits"] for r in mine]
         color = palette[group_index % len(palette)]
         ax.axhline(mine[0]["full"]["recall@20"], linestyle="--", linewidth=1, color=color)
@@ -236,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="Dataset (required unless --merge or --replot).")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/foundation"))
     parser.add_argument("--encoders", nargs="+", default=["mf", "lightgcn", "gfcf"])
     parser.add_argument("--bits", nargs="+", type=int, default=[64, 128, 256])
@@ -254,10 +274,20 @@ def main() -> None:
         "--asymmetric", action="store_true", help="Also a float-query first stage against the item codes."
     )
     parser.add_argument("--replot", action="store_true", help="Redraw from --out/results.json; no runs.")
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, default=[], help="No runs: join these runs' results.json into --out."
+    )
+    parser.add_argument("--plot-candidates", nargs="+", type=int, help="C values drawn (default: all).")
     args = parser.parse_args()
-    if args.replot:
-        write_report(json.loads((args.out / "results.json").read_text()), args.out, args.candidates)
+    if args.merge:
+        write_report(merge(args.merge), args.out, args.candidates, args.plot_candidates)
         return
+    if args.replot:
+        result = json.loads((args.out / "results.json").read_text())
+        write_report(result, args.out, args.candidates, args.plot_candidates)
+        return
+    if args.data is None:
+        parser.error("--data is required to run")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     np.random.seed(args.seed)
     result = run(args)
