@@ -67,6 +67,18 @@ def test_top_k_matches_full_sort():
     assert np.array_equal(values, np.take_along_axis(scores, expected, axis=1))
 
 
+@pytest.mark.parametrize("width", [30, 300, 5000])
+def test_top_k_breaks_ties_at_the_kth_place_by_position(width):
+    rng = np.random.default_rng(2)
+    scores = rng.integers(0, 4, (6, width)).astype(np.float32)  # many ties at every value
+    scores[:, -1] = np.inf
+    scores[2] = 1.0  # one row of nothing but ties
+    positions, values = top_k(scores, 10)
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    assert np.array_equal(positions, expected)
+    assert np.array_equal(values, np.take_along_axis(scores, expected, axis=1))
+
+
 def test_seen_items_do_not_eat_the_candidate_budget(model):
     user = 3
     exclude = [model.seen(user)]
