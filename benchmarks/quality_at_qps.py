@@ -58,7 +58,14 @@ def recall(searcher: Searcher, test: Any) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     data = load_interactions(args.data)
-    cfg = IndexConfig(encoder="gfcf", dim=args.dim, bits=args.bits, progress=False, seed=args.seed)
+    cfg = IndexConfig(
+        encoder="gfcf",
+        dim=args.dim,
+        spectral_power=args.spectral_power,
+        bits=args.bits,
+        progress=False,
+        seed=args.seed,
+    )
     users, items, _ = train_embeddings(data, cfg)
     arrays = recommender_arrays(data, users, items, make_quantizer(replace(cfg, quantizer="learned")))
     flat = ServingModel.from_arrays("flat", arrays)
@@ -100,6 +107,7 @@ def write(result: dict[str, Any], out: Path) -> None:
     m, cfg = result["meta"], result["config"]
     lines = [
         f"Data `{m['data']}` ({m['n_items']:,} items); closed form rank {cfg['dim']}, "
+        f"spectral power {cfg.get('spectral_power', 0.0)}, "
         f"learned {cfg['bits']}-bit codes; one query per call, one faiss thread; "
         f"{m['cpus']} CPUs, {m['date']}, commit {m['commit']}.",
         "",
@@ -152,6 +160,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/gowalla"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality_at_qps"))
     parser.add_argument("--dim", type=int, default=256, help="closed-form rank (0: chosen on a holdout)")
+    parser.add_argument(
+        "--spectral-power", type=float, default=0.0, help="closed-form spectral weight p (0: ideal filter)"
+    )
     parser.add_argument("--bits", type=int, default=128)
     parser.add_argument("--candidates", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800])
     parser.add_argument("--nprobes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
