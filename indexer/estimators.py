@@ -28,6 +28,20 @@ def annealed_sign(x: torch.Tensor, beta: float, straight_through: bool) -> torch
     return soft + (torch.sign(x) - soft).detach()
 
 
+def _draw(
+    sample: Callable[..., torch.Tensor],
+    shape: Sequence[int],
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """Random numbers drawn on the generator's device (the CPU by default), then moved to ``device``.
+
+    Drawing on the CPU makes a CUDA run use the same numbers as a CPU run with the same seed.
+    """
+    where = generator.device if generator is not None else torch.device("cpu")
+    return sample(*shape, generator=generator, device=where).to(device)
+
+
 def hashgnn_guided(x: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """HashGNN's stochastic guidance on z = tanh(x).
 
@@ -36,7 +50,7 @@ def hashgnn_guided(x: torch.Tensor, prob: float, generator: torch.Generator | No
     """
     z = torch.tanh(x)
     hard = z + (torch.sign(z) - z).detach()
-    use_hard = torch.rand((x.shape[0], 1), generator=generator, device=x.device) < prob
+    use_hard = _draw(torch.rand, (x.shape[0], 1), generator, x.device) < prob
     return torch.where(use_hard, hard, z)
 
 
@@ -96,7 +110,11 @@ def hutchinson_delta(
     trace = 0.0
     for _ in range(samples):
         vs = [
-            torch.randint(0, 2, leaf.shape, generator=generator, device=leaf.device).to(leaf.dtype) * 2 - 1
+            _draw(
+                lambda *shape, **kw: torch.randint(0, 2, shape, **kw), leaf.shape, generator, leaf.device
+            ).to(leaf.dtype)
+            * 2
+            - 1
             for leaf in leaves
         ]
         hv = torch.autograd.grad(grads, leaves, grad_outputs=vs, retain_graph=True)

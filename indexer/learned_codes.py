@@ -130,7 +130,7 @@ class LearnedQuantizer:
 
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
-        generator = torch.Generator(device=device).manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)  # CPU draws: CUDA runs match CPU runs
         rng = np.random.default_rng(self.seed)
         start = random_projection(users.shape[1], self.bits, self.seed)
         # Scale so the initial pre-activations are O(1) whatever the input norms.
