@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel
 
 from service import metrics
 from service.recommender import Pairs
@@ -33,6 +35,12 @@ ERRORS = {
     422: {"model": ValidationErrorResponse},
     503: {"model": ErrorResponse},
 }
+
+
+def _query_route(path: str, response: type[BaseModel], body: type[BaseModel]) -> Any:
+    """``router.post`` for a query route whose body is read by ``json_body`` (documented here)."""
+    extra = json_body_schema(body)
+    return router.post(path, response_model=response, responses=ERRORS, openapi_extra=extra)  # type: ignore[arg-type]
 
 
 def _items(pairs: list[tuple[str, float]]) -> list[ScoredItem]:
@@ -100,12 +108,7 @@ async def _batched(state: ServiceState, loaded: Loaded, body: RecommendRequest) 
     return pairs, False
 
 
-@router.post(
-    "/recommend",
-    response_model=RecommendResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
-    openapi_extra=json_body_schema(RecommendRequest),
-)
+@_query_route("/recommend", RecommendResponse, RecommendRequest)
 async def recommend(request: Request) -> Response:
     """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
 
@@ -139,12 +142,7 @@ async def recommend(request: Request) -> Response:
     return Response(head[:-1] + b"," + value[1:], media_type="application/json")
 
 
-@router.post(
-    "/recommend/batch",
-    response_model=BatchResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
-    openapi_extra=json_body_schema(BatchRequest),
-)
+@_query_route("/recommend/batch", BatchResponse, BatchRequest)
 async def recommend_batch(request: Request) -> BatchResponse:
     """Several known users in one batched search (uncached); unknown users get popular items."""
     state, loaded = serving(request)
@@ -176,12 +174,7 @@ async def recommend_batch(request: Request) -> BatchResponse:
     return BatchResponse(model_version=loaded.version, results=results)
 
 
-@router.post(
-    "/similar-items",
-    response_model=SimilarResponse,
-    responses=ERRORS,  # type: ignore[arg-type]
-    openapi_extra=json_body_schema(SimilarRequest),
-)
+@_query_route("/similar-items", SimilarResponse, SimilarRequest)
 async def similar_items(request: Request) -> SimilarResponse:
     """Items nearest to an item: Hamming candidates, cosine rerank; the item itself excluded."""
     state, loaded = serving(request)
