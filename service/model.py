@@ -13,6 +13,7 @@ import numpy as np
 from model_store import Artifact, CorruptVersion
 from model_store.schema import ITEM_INDEX_FILE, check_recommender
 from service.ids import IdIndex
+from service.kernels import hamming_knn_kernel, kernels_available
 
 #: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
 #: here (benchmarks/serving.md): at 40k items the flat scan beats every approximate index, at 1M
@@ -174,12 +175,13 @@ class ServingModel:
             self.hamming_kernel != "faiss"
             and self.index_kind == "flat"
             and self.item_codes.shape[1] % 8 == 0
-            and _kernel() is not None
+            and kernels_available()
         )
         if self.hamming_kernel == "numba" and not use_kernel:
             raise ValueError("hamming_kernel='numba' needs numba, a flat index and codes of 64k bits")
         self.scan = "numba" if use_kernel else "faiss"
-        self._words = (
+        #: The item codes as uint64 words for the numba kernels, None when faiss scans.
+        self.scan_words: np.ndarray | None = (
             np.ascontiguousarray(self.item_codes, dtype=np.uint8).view(np.uint64).ravel()
             if use_kernel
             else None
@@ -253,8 +255,8 @@ class ServingModel:
         """
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         k = min(k, self.n_items)
-        if self._words is not None:
-            return hamming_knn_kernel(self._words, codes, k)
+        if self.scan_words is not None:
+            return hamming_knn_kernel(self.scan_words, codes, k)
         if nprobe is not None and self.index_kind == "ivf":
             distances, items = self.binary_index.search(
                 codes, k, params=faiss.SearchParametersIVF(nprobe=nprobe)
@@ -262,179 +264,3 @@ class ServingModel:
         else:
             distances, items = self.binary_index.search(codes, k)
         return distances.astype(np.int32, copy=False), items.astype(np.int64, copy=False)
-
-
-# --- A vectorized flat Hamming scan (numba) -------------------------------------------------------
-# faiss's IndexBinaryFlat keeps a heap per query and pays for it per code; this scan computes 8
-# distances at a time (XOR + popcount, which LLVM turns into vector popcounts where the CPU has
-# them), keeps only codes within a running threshold, and shrinks that buffer to the k best by a
-# counting sort when it fills. Results equal faiss's exactly: the k smallest (distance, row) pairs
-# in that order (tests/service/test_speed_paths.py).
-
-_KERNEL: Any = None
-
-
-def _kernel() -> Any:
-    """The compiled scan, or None without numba (faiss's scan is used then)."""
-    global _KERNEL
-    if _KERNEL is None:
-        try:
-            _KERNEL = _compile_kernel()
-        except ImportError:
-            _KERNEL = False
-    return _KERNEL or None
-
-
-def _compile_kernel() -> Any:
-    import numba
-    from numba import types
-    from numba.extending import intrinsic
-
-    @intrinsic  # type: ignore[misc]
-    def popcount(typingctx: Any, x: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.ctpop(args[0])
-
-        return types.uint64(types.uint64), codegen
-
-    jit = numba.njit(boundscheck=False, nogil=True, cache=True)
-
-    @jit  # type: ignore[misc]
-    def shrink(ids, dist, m, k, bits):
-        """Keep the k smallest (dist, position) of the first m entries, in place; return (m, t)."""
-        hist = np.zeros(bits + 1, np.int64)
-        for i in range(m):
-            hist[dist[i]] += 1
-        below = 0
-        t = 0
-        for t in range(bits + 1):
-            if below + hist[t] >= k:
-                break
-            below += hist[t]
-        take = k - below
-        j = 0
-        for i in range(m):
-            v = dist[i]
-            if v < t or (v == t and take > 0):
-                if v == t:
-                    take -= 1
-                ids[j] = ids[i]
-                dist[j] = v
-                j += 1
-        return j, t
-
-    @jit  # type: ignore[misc]
-    def sort_kept(ids, dist, m, bits, out_d, out_i):
-        """Counting sort of the m kept entries by distance into out; stable, ties stay in row order."""
-        start = np.zeros(bits + 2, np.int64)
-        for i in range(m):
-            start[dist[i] + 1] += 1
-        for v in range(1, bits + 2):
-            start[v] += start[v - 1]
-        for i in range(m):
-            p = start[dist[i]]
-            start[dist[i]] = p + 1
-            out_i[p] = ids[i]
-            out_d[p] = dist[i]
-
-    @jit  # type: ignore[misc]
-    def scan_one(words, q, w, k, ids, dist, out_d, out_i):
-        n = words.shape[0] // w
-        bits = w * 64
-        cap = ids.shape[0]
-        t = bits  # accept codes with distance <= t
-        m = 0
-        block = np.empty(8, np.uint64)
-        n8 = n - n % 8
-        for s in range(0, n, 8):
-            width = 8 if s < n8 else n - s
-            hit = False
-            for u in range(width):
-                i = s + u
-                v = np.uint64(0)
-                for j in range(w):
-                    v += popcount(words[i * w + j] ^ q[j])
-                block[u] = v
-                hit |= v <= t
-            if hit:
-                for u in range(width):
-                    v = block[u]
-                    if v <= t:
-                        ids[m] = s + u
-                        dist[m] = v
-                        m += 1
-                        if m == cap:
-                            m, t = shrink(ids, dist, m, k, bits)
-                            t -= 1  # later rows tie-break after the kept ones
-        m, t = shrink(ids, dist, m, min(k, m), bits)
-        sort_kept(ids, dist, m, bits, out_d, out_i)
-
-    @jit  # type: ignore[misc]
-    def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
-        """scan_one specialised to 128-bit codes (the default), where the unrolled loop vectorizes."""
-        n = words.shape[0] // 2
-        cap = ids.shape[0]
-        t = 128
-        m = 0
-        block = np.empty(8, np.uint64)
-        n8 = n - n % 8
-        for s in range(0, n8, 8):
-            hit = False
-            for u in range(8):
-                i = s + u
-                v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
-                block[u] = v
-                hit |= v <= t
-            if hit:
-                for u in range(8):
-                    v = block[u]
-                    if v <= t:
-                        ids[m] = s + u
-                        dist[m] = v
-                        m += 1
-                        if m == cap:
-                            m, t = shrink(ids, dist, m, k, 128)
-                            t -= 1
-        for i in range(n8, n):
-            v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
-            if v <= t:
-                ids[m] = i
-                dist[m] = v
-                m += 1
-                if m == cap:
-                    m, t = shrink(ids, dist, m, k, 128)
-                    t -= 1
-        m, t = shrink(ids, dist, m, min(k, m), 128)
-        sort_kept(ids, dist, m, 128, out_d, out_i)
-
-    @jit  # type: ignore[misc]
-    def knn(words, queries, k, out_d, out_i):
-        w = queries.shape[1]
-        cap = max(4 * k, 8192)
-        ids = np.empty(cap, np.int64)
-        dist = np.empty(cap, np.int64)
-        for r in range(queries.shape[0]):
-            if w == 2:
-                scan_2words(words, queries[r, 0], queries[r, 1], k, ids, dist, out_d[r], out_i[r])
-            else:
-                scan_one(words, queries[r], w, k, ids, dist, out_d[r], out_i[r])
-
-    return knn
-
-
-def hamming_knn_kernel(words: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Hamming k-NN of packed uint8 ``codes`` (n, 8w) against item ``words`` (uint64, N * w).
-
-    Same answer as faiss.IndexBinaryFlat.search (k <= N): (distances int32, rows int64), (n, k).
-    """
-    knn = _kernel()
-    if knn is None:
-        raise ImportError("the vectorized Hamming scan needs numba")
-    queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
-    n_items = words.shape[0] // queries.shape[1]
-    k = min(k, n_items)
-    out_d = np.empty((len(queries), k), np.int32)
-    out_i = np.empty((len(queries), k), np.int64)
-    if k > 0:
-        knn(words, queries, k, out_d, out_i)
-    return out_d, out_i

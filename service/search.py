@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.kernels import two_stage_kernel
 from service.model import ServingModel
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -144,6 +145,24 @@ def _excluded_mask(items: np.ndarray, exclude: Sequence[np.ndarray], n_items: in
     return (keys[pos] == query) & (items >= 0)
 
 
+def _sorted_exclusions(
+    exclude: Sequence[np.ndarray] | None, n: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exclusions as CSR (indptr, rows int64), each query's rows sorted, for the fused kernel."""
+    if exclude is None:
+        return np.zeros(n + 1, np.int64), _EMPTY
+    if n == 1:
+        rows = np.sort(np.asarray(exclude[0], dtype=np.int64))
+        return np.array([0, len(rows)], np.int64), rows
+    lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
+    ptr = np.concatenate([[0], np.cumsum(lengths)])
+    if not ptr[-1]:
+        return ptr, _EMPTY
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    keys = np.sort(owner * n_items + np.concatenate(list(exclude)).astype(np.int64, copy=False))
+    return ptr, keys - owner * n_items  # owner is already in sorted order: keys sort by query first
+
+
 def _first_kept(
     items: np.ndarray, distances: np.ndarray, keep: np.ndarray, n_candidates: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,17 +258,25 @@ class TwoStageSearcher(Searcher):
     def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""
         n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
+        query = vectors.astype(np.float32, copy=False)
+        if self.model.rerank_scale is not None:
+            query = query * self.model.rerank_scale
+        words = self.model.scan_words
+        if words is not None and self.model.rerank_items.dtype != np.float16:
+            # One numba call for the whole query (numba has no float16 arithmetic: numpy serves it).
+            ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
+            targets = self.model.rerank_items
+            items, scores = two_stage_kernel(
+                words, codes, np.ascontiguousarray(query), targets, k, n_candidates, ptr, rows
+            )
+            return SearchResult(items, scores)
         cand, _ = hamming_candidates(self.model, codes, n_candidates, exclude)
         valid = cand >= 0
         all_valid = bool(valid.all())
         # float32, float16 or int8 rerank vectors (ServingModel.rerank_dtype); scored in float32.
         targets = self.model.rerank_items[(cand if all_valid else np.where(valid, cand, 0)).ravel()]
         targets = targets.astype(np.float32, copy=False).reshape(*cand.shape, -1)
-        query = vectors.astype(np.float32, copy=False)
-        if self.model.rerank_scale is not None:
-            query = query * self.model.rerank_scale
-        query = query[:, :, None]
-        scores = np.matmul(targets, query)[:, :, 0]
+        scores = np.matmul(targets, query[:, :, None])[:, :, 0]
         if not all_valid:
             scores[~valid] = -np.inf
         positions, values = top_k(scores, k)

@@ -69,12 +69,42 @@ def kernel_and_faiss(request):
 
 
 def test_served_answers_do_not_depend_on_the_scan(kernel_and_faiss):
+    """The fused numba search answers what faiss + numpy do; scores up to float32 rounding
+    (the kernel sums the inner product in its own order)."""
     fast, plain = kernel_and_faiss
     users = np.arange(fast.n_users)
     a = TwoStageSearcher(fast, candidates=100).search_users(users, 20)
     b = TwoStageSearcher(plain, candidates=100).search_users(users, 20)
     assert np.array_equal(a.items, b.items)
-    assert np.array_equal(a.scores, b.scores)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rerank_dtype", ["float32", "int8"])
+@pytest.mark.parametrize("k, candidates", [(1, 1), (20, 50), (20, 600), (50, 3000)])
+def test_the_fused_search_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, k, candidates):
+    """Exclusions of every shape, more candidates than the catalogue holds, and int8 targets."""
+    arrays = kernel_and_faiss[0].arrays
+    fused = ServingModel.from_arrays("fused", arrays, hamming_kernel="numba", rerank_dtype=rerank_dtype)
+    numpy_path = ServingModel.from_arrays("numpy", arrays, hamming_kernel="faiss", rerank_dtype=rerank_dtype)
+    rng = np.random.default_rng(k + candidates)
+    users = np.arange(40)
+    exclude = [fused.seen(int(u)) for u in users]
+    exclude[1] = np.empty(0, np.int64)
+    exclude[2] = rng.integers(0, fused.n_items, 700)  # duplicates, unsorted
+    exclude[3] = np.arange(fused.n_items)[::-1]  # everything: no candidate left
+    exclude[4] = np.arange(0, fused.n_items, 2)
+    vectors = np.asarray(fused.user_embeddings[users], dtype=np.float32)
+    codes = np.asarray(fused.user_codes[users])
+    for rows in (users, users[2:3], users[3:4]):  # a batch and single queries
+        a = TwoStageSearcher(fused).search(
+            vectors[rows], codes[rows], k, [exclude[r] for r in rows], candidates
+        )
+        b = TwoStageSearcher(numpy_path).search(
+            vectors[rows], codes[rows], k, [exclude[r] for r in rows], candidates
+        )
+        assert np.array_equal(a.items, b.items)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+    assert (a.items == -1).all() and np.isneginf(a.scores).all()
 
 
 def loop_candidates(model, codes, n_candidates, exclude):
