@@ -270,7 +270,8 @@ def two_stage_kernel(
         raise ImportError("the fused two-stage search needs numba")
     queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
     n_items = words.shape[0] // queries.shape[1]
-    longest = int(np.diff(exclude_ptr).max(initial=0))
+    lengths = exclude_ptr[1:] - exclude_ptr[:-1]
+    longest = int(lengths[0]) if len(lengths) == 1 else int(lengths.max(initial=0))
     fetch = min(n_items, n_candidates + longest)
     out_i = np.empty((len(queries), k), np.int64)
     out_s = np.empty((len(queries), k), np.float32)

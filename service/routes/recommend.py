@@ -47,8 +47,13 @@ def _items(pairs: list[tuple[str, float]]) -> list[ScoredItem]:
     return [ScoredItem(item_id=item, score=score) for item, score in pairs]
 
 
+_NO_ROWS = np.empty(0, np.int64)
+
+
 def _item_rows(loaded: Loaded, ids: list[str], field: str, strict: bool) -> np.ndarray:
     """Item rows of external ids; unknown ones are a 404 when strict, else skipped."""
+    if not ids:
+        return _NO_ROWS
     rows = loaded.model.item_index.rows(ids)
     if strict and (rows < 0).any():
         unknown = ids[int(np.flatnonzero(rows < 0)[0])]
@@ -77,9 +82,10 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
     exclude = _item_rows(loaded, body.exclude_items, "exclude_items", strict=False)
     started = time.perf_counter()
     try:
-        if body.user_id is not None and body.user_id in loaded.model.user_index:
-            row = np.array([loaded.model.user_index[body.user_id]])
-            return recommender.for_users(row, body.k, body.exclude_seen, exclude, body.candidates)[0], False
+        user_row = loaded.model.user_index.get(body.user_id) if body.user_id is not None else None
+        if user_row is not None:
+            rows = np.array([user_row])
+            return recommender.for_users(rows, body.k, body.exclude_seen, exclude, body.candidates)[0], False
         if body.history:
             rows = _item_rows(loaded, body.history, "history", body.strict)
             if len(rows):
