@@ -16,7 +16,8 @@ final ranking against the exact inner-product top-20:
   efSearch the smallest of C..8C reaching 0.95 of the flat top-C (skipped above ``--hnsw-max``).
 - ``hnsw``: faiss IndexHNSWFlat (inner product, M = 16) for reference, efSearch the smallest of
   16..512 reaching the two-stage's Recall@20 (skipped above ``--hnsw-max``); ``nsg``: faiss
-  IndexNSGFlat (R = 32) the same way (skipped above ``--nsg-max``).
+  IndexNSGFlat (R = 32) the same way: up to ``--nsg-max`` items NSG builds its own exact kNN
+  graph (quadratic), above that (up to ``--hnsw-max``) it is built on the HNSW index's 64-NN graph.
 
 ``--codes learned`` trains the indexer's LearnedQuantizer projection on a 200k-item sample and
 4,000 training queries drawn like the evaluation queries, instead of the random projection.
@@ -325,6 +326,8 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     else:
         log(f"  binary HNSW skipped above --hnsw-max {args.hnsw_max:,}")
 
+    knn_graph: np.ndarray | None = None
+    graph_s = 0.0
     if n <= args.hnsw_max:
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
         started = time.perf_counter()
@@ -348,14 +351,24 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
             ef_search=ef,
             build_s=round(build_s, 1),
         )
+        if n > args.nsg_max:  # NSG's own kNN-graph build is quadratic: take the graph from HNSW
+            faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
+            started = time.perf_counter()
+            knn_graph = hnsw_knn_graph(hnsw, items, NSG_GRAPH_K)
+            graph_s = time.perf_counter() - started
+            faiss.omp_set_num_threads(1)
         del hnsw
-    if n <= args.nsg_max:
+    if n <= args.nsg_max or knn_graph is not None:
         target = methods["two_stage"]["recall_at_20"]
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
         started = time.perf_counter()
         nsg = faiss.IndexNSGFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
-        nsg.add(items)
-        build_s = time.perf_counter() - started
+        if knn_graph is None:
+            nsg.add(items)
+        else:
+            nsg.build(items, knn_graph)
+            del knn_graph
+        build_s = time.perf_counter() - started + graph_s
         faiss.omp_set_num_threads(1)
         for search_l in (16, 32, 64, 128, 256, 512):
             nsg.nsg.search_L = search_l
@@ -369,10 +382,30 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
             4 * DIM + 4 * 32,
             search_l=search_l,
             build_s=round(build_s, 1),
+            graph="nsg brute force" if n <= args.nsg_max else f"hnsw {NSG_GRAPH_K}-NN",
         )
         del nsg
     out["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+NSG_GRAPH_K = 64
+
+
+def hnsw_knn_graph(hnsw: faiss.IndexHNSWFlat, items: np.ndarray, k: int) -> np.ndarray:
+    """Each item's k nearest other items by the HNSW index (efSearch 128): NSG's input graph.
+
+    Measured at 200k clustered items, 2 threads: 0.94 of the exact 65-NN lists; an NSG built on it
+    reached within 0.06 Recall@20 of one built on the exact graph at every search_L from 16 to 256,
+    and the graph search plus NSG build took 24 s against 82 s for the exact graph.
+    """
+    hnsw.hnsw.efSearch = 128
+    _, graph = hnsw.search(items, k + 1)
+    is_self = graph == np.arange(len(items))[:, None]
+    order = np.argsort(is_self, axis=1, kind="stable")  # the item itself (or the last column) goes last
+    graph = np.take_along_axis(graph, order, axis=1)[:, :k]
+    graph[graph < 0] = 0  # short lists (rare): point at item 0 rather than at nothing
+    return np.ascontiguousarray(graph)
 
 
 def log(message: str) -> None:
@@ -508,7 +541,11 @@ def main() -> None:
         "--hnsw-max", type=int, default=1_000_000, help="largest N that gets float and binary HNSW"
     )
     parser.add_argument(
-        "--nsg-max", type=int, default=100_000, help="largest N that gets NSG (its build is quadratic here)"
+        "--nsg-max",
+        type=int,
+        default=100_000,
+        help="largest N whose NSG builds its own kNN graph (quadratic); above, up to --hnsw-max, "
+        "the graph comes from the HNSW index",
     )
     parser.add_argument(
         "--codes", choices=("sign", "learned"), default="sign", help="how the 128-bit codes are made"
