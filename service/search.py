@@ -1,7 +1,8 @@
 """Top-K search over a ServingModel: Hamming candidates, exact rerank, and the exact reference.
 
-numpy and faiss only: the indexer's evaluation calls this same code, so what is measured
-offline is what is served.
+numpy and faiss, plus the numba kernels (``service.kernels``) when numba is installed and the
+index is flat. The indexer's evaluation calls this same code, so what is measured offline is what
+is served.
 """
 
 from __future__ import annotations
