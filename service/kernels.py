@@ -67,9 +67,9 @@ def two_stage_kernel(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hamming top-``n_candidates`` not excluded, exact rerank, top-k: (rows int64, scores float32).
 
-    ``targets`` are the float32 or int8 rerank rows, ``vectors`` the float32 queries (already
-    scaled for int8), ``exclude_rows[exclude_ptr[r]:exclude_ptr[r + 1]]`` query r's excluded rows,
-    sorted. Rows past the candidates found are -1 with score -inf.
+    ``targets`` are the float32 or int8 rerank rows, or float16 ones viewed as uint16; ``vectors``
+    the float32 queries (already scaled for int8); ``exclude_rows[exclude_ptr[r]:exclude_ptr[r + 1]]``
+    query r's excluded rows, sorted. Rows past the candidates found are -1 with score -inf.
     """
     kernels = _compiled()
     if kernels is None:

@@ -11,7 +11,7 @@ from typing import Any
 import numba
 import numpy as np
 from numba import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 @intrinsic
@@ -160,13 +160,50 @@ def knn(words, queries, k, out_d, out_i):
         scan(words, queries[r], k, ids, dist, out_d[r], out_i[r])
 
 
-@numba.njit(boundscheck=False, nogil=True, cache=True, fastmath=True)
+# 2 ** (e - 25) for each float16 exponent e: a normal half is (1024 + mantissa) * 2 ** (e - 25).
+_HALF_SCALE = np.array([2.0 ** (e - 25) for e in range(32)], dtype=np.float32)
+
+
+@jit
+def half_to_float(h):
+    """The float32 value of a float16 given by its bits (uint16): exact, as numpy's astype."""
+    bits = np.int32(h)
+    mantissa = bits & 0x3FF
+    exponent = (bits >> 10) & 0x1F
+    if exponent == 0:  # zero or subnormal: mantissa * 2 ** -24
+        value = np.float32(mantissa) * np.float32(5.960464477539063e-08)
+    elif exponent == 31:
+        value = np.float32(np.inf) if mantissa == 0 else np.float32(np.nan)
+    else:
+        value = np.float32(1024 + mantissa) * _HALF_SCALE[exponent]
+    return -value if bits & 0x8000 else value
+
+
 def dot(targets, row, query):
-    """float32 inner product of one rerank row (float32 or int8) with the query."""
-    total = np.float32(0.0)
-    for d in range(query.shape[0]):
-        total += np.float32(targets[row, d]) * query[d]
-    return total
+    """float32 inner product of one rerank row with the query (compiled by the overload below)."""
+    raise NotImplementedError
+
+
+@overload(dot, jit_options={"fastmath": True})
+def _dot(targets, row, query):
+    """float32 / int8 rows are cast; uint16 rows are float16 bits (numba has no float16 type)."""
+    if targets.dtype == types.uint16:
+
+        def dot_half(targets, row, query):
+            total = np.float32(0.0)
+            for d in range(query.shape[0]):
+                total += half_to_float(targets[row, d]) * query[d]
+            return total
+
+        return dot_half
+
+    def dot_cast(targets, row, query):
+        total = np.float32(0.0)
+        for d in range(query.shape[0]):
+            total += np.float32(targets[row, d]) * query[d]
+        return total
+
+    return dot_cast
 
 
 @jit

@@ -263,10 +263,11 @@ class TwoStageSearcher(Searcher):
         if self.model.rerank_scale is not None:
             query = query * self.model.rerank_scale
         words = self.model.scan_words
-        if words is not None and self.model.rerank_items.dtype != np.float16:
-            # One numba call for the whole query (numba has no float16 arithmetic: numpy serves it).
+        if words is not None:  # one numba call for the whole query
             ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
             targets = self.model.rerank_items
+            if targets.dtype == np.float16:  # numba has no float16 type: the kernel reads the bits
+                targets = targets.view(np.uint16)
             items, scores = two_stage_kernel(
                 words, codes, np.ascontiguousarray(query), targets, k, n_candidates, ptr, rows
             )

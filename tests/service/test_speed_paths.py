@@ -79,10 +79,10 @@ def test_served_answers_do_not_depend_on_the_scan(kernel_and_faiss):
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("rerank_dtype", ["float32", "int8"])
+@pytest.mark.parametrize("rerank_dtype", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("k, candidates", [(1, 1), (20, 50), (20, 600), (50, 3000)])
 def test_the_fused_search_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, k, candidates):
-    """Exclusions of every shape, more candidates than the catalogue holds, and int8 targets."""
+    """Exclusions of every shape, more candidates than the catalogue holds, every rerank dtype."""
     arrays = kernel_and_faiss[0].arrays
     fused = ServingModel.from_arrays("fused", arrays, hamming_kernel="numba", rerank_dtype=rerank_dtype)
     numpy_path = ServingModel.from_arrays("numpy", arrays, hamming_kernel="faiss", rerank_dtype=rerank_dtype)
@@ -248,3 +248,21 @@ def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
     ivf, info = item_index(ivf_arrays, IndexConfig(binary_index="ivf", candidates=200))
     assert info["kind"] == "ivf" and info["nprobe"] == ivf.nprobe
     assert info["recall_of_flat_top_c"] >= 0.95 and info["nlist"] == ivf.nlist
+
+
+def test_the_kernel_reads_every_float16_exactly():
+    """The fused search reads float16 rerank rows from their bits; all 65,536 patterns as numpy does."""
+    from service.numba_kernels import half_to_float
+
+    @numba.njit
+    def convert(bits):
+        out = np.empty(bits.shape[0], np.float32)
+        for i in range(bits.shape[0]):
+            out[i] = half_to_float(bits[i])
+        return out
+
+    bits = np.arange(2**16, dtype=np.uint16)
+    expected = bits.view(np.float16).astype(np.float32)
+    got = convert(bits)
+    same_bits = got.view(np.uint32) == expected.view(np.uint32)
+    assert (same_bits | (np.isnan(got) & np.isnan(expected))).all()
