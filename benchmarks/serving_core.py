@@ -9,7 +9,7 @@ final ranking against the exact inner-product top-20:
 - ``two_stage_faiss``: faiss IndexBinaryFlat Hamming top-C (C = 200) + float32 rerank: the
   service's TwoStageSearcher with ``hamming_kernel="faiss"``.
 - ``two_stage``: the same with the vectorized numba scan (the service default when numba is
-  installed); ``two_stage_f16``: that with float16 rerank vectors.
+  installed); ``two_stage_f16`` and ``two_stage_i8``: that with float16 / int8 rerank vectors.
 - ``two_stage_ivf``: binary IVF (service.model.build_binary_index "ivf", nprobe tuned for >= 0.95
   recall of the flat top-C) + rerank.
 - ``two_stage_binary_hnsw``: faiss IndexBinaryHNSW (M = 16) for the Hamming top-C + rerank,
@@ -248,12 +248,13 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     )
     del flat_ip
 
-    # Two-stage with faiss's scan, with the numba scan, with float16 rerank vectors.
+    # Two-stage with faiss's scan, with the numba scan, with float16 and int8 rerank vectors.
     code_bytes = BITS / 8
     variants = (
         ("two_stage_faiss", {"hamming_kernel": "faiss"}, 4 * DIM),
         ("two_stage", {"hamming_kernel": "numba"}, 4 * DIM),
         ("two_stage_f16", {"hamming_kernel": "numba", "rerank_dtype": "float16"}, 2 * DIM),
+        ("two_stage_i8", {"hamming_kernel": "numba", "rerank_dtype": "int8"}, DIM),  # + 4 * DIM in all
     )
     for name, options, rerank_bytes in variants:
         model = serving_model(items, item_codes, **options)
