@@ -12,9 +12,14 @@ Without numba, ``kernels_available()`` is False and the numpy/faiss path serves.
 
 from __future__ import annotations
 
+import logging
+import sys
+import tempfile
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 _COMPILED: Any = None
 
@@ -24,12 +29,26 @@ def _compiled() -> Any:
     global _COMPILED
     if _COMPILED is None:
         try:
-            from service import numba_kernels
-
-            _COMPILED = numba_kernels
+            _COMPILED = _import_kernels()
         except ImportError:
             _COMPILED = False
     return _COMPILED or None
+
+
+def _import_kernels() -> Any:
+    """Import the kernel module; where numba finds no writable cache directory (a read-only
+    install), it refuses ``cache=True``, so cache in a private temporary directory instead."""
+    try:
+        from service import numba_kernels
+    except RuntimeError as err:
+        from numba.core import config
+
+        cache_dir = tempfile.mkdtemp(prefix="hashrec-numba-")
+        config.CACHE_DIR = cache_dir  # type: ignore[attr-defined]  # set from the environment at import
+        log.warning("numba cache moved to %s: %s", cache_dir, err)
+        sys.modules.pop("service.numba_kernels", None)
+        from service import numba_kernels
+    return numba_kernels
 
 
 def kernels_available() -> bool:

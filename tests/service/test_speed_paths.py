@@ -266,3 +266,25 @@ def test_the_kernel_reads_every_float16_exactly():
     got = convert(bits)
     same_bits = got.view(np.uint32) == expected.view(np.uint32)
     assert (same_bits | (np.isnan(got) & np.isnan(expected))).all()
+
+
+def test_the_kernels_load_where_no_cache_directory_is_writable():
+    """A read-only install: numba refuses cache=True at import; the kernels cache in a temp dir."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numba.core.caching as caching, numba\n"
+        "caching.CacheImpl._locator_classes = [caching.UserProvidedCacheLocator]\n"
+        "numba.config.CACHE_DIR = ''\n"  # as if no in-tree or user-wide directory were writable
+        "import numpy as np\n"
+        "from service import kernels\n"
+        "codes = np.arange(64, dtype=np.uint8).reshape(8, 8)\n"
+        "print(kernels.hamming_knn_kernel(codes.view(np.uint64).ravel(), codes[:1], 3)[1][0, 0])\n"
+        "print(numba.config.CACHE_DIR)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    nearest, cache_dir = result.stdout.split()
+    assert nearest == "0" and "hashrec-numba-" in cache_dir
+    assert "numba cache moved" in result.stderr
