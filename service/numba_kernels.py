@@ -66,10 +66,22 @@ def sort_kept(ids, dist, m, bits, out_d, out_i):
 
 
 @jit
+def keep(ids, dist, m, k, bits, row, v, t):
+    """Append (row, v) to the kept buffer; when it fills, shrink it to the k best and lower t
+    below their worst, so later rows (larger row numbers) tie-break after the kept ones."""
+    ids[m] = row
+    dist[m] = v
+    m += 1
+    if m == ids.shape[0]:
+        m, t = shrink(ids, dist, m, k, bits)
+        t -= 1
+    return m, t
+
+
+@jit
 def scan_one(words, q, w, k, ids, dist, out_d, out_i):
     n = words.shape[0] // w
     bits = w * 64
-    cap = ids.shape[0]
     t = bits  # accept codes with distance <= t
     m = 0
     block = np.empty(8, np.uint64)
@@ -88,12 +100,7 @@ def scan_one(words, q, w, k, ids, dist, out_d, out_i):
             for u in range(width):
                 v = block[u]
                 if v <= t:
-                    ids[m] = s + u
-                    dist[m] = v
-                    m += 1
-                    if m == cap:
-                        m, t = shrink(ids, dist, m, k, bits)
-                        t -= 1  # later rows tie-break after the kept ones
+                    m, t = keep(ids, dist, m, k, bits, s + u, v, t)
     m, t = shrink(ids, dist, m, min(k, m), bits)
     sort_kept(ids, dist, m, bits, out_d, out_i)
 
@@ -102,7 +109,6 @@ def scan_one(words, q, w, k, ids, dist, out_d, out_i):
 def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
     """scan_one specialised to 128-bit codes (the default), where the unrolled loop vectorizes."""
     n = words.shape[0] // 2
-    cap = ids.shape[0]
     t = 128
     m = 0
     block = np.empty(8, np.uint64)
@@ -118,21 +124,11 @@ def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
             for u in range(8):
                 v = block[u]
                 if v <= t:
-                    ids[m] = s + u
-                    dist[m] = v
-                    m += 1
-                    if m == cap:
-                        m, t = shrink(ids, dist, m, k, 128)
-                        t -= 1
+                    m, t = keep(ids, dist, m, k, 128, s + u, v, t)
     for i in range(n8, n):
         v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
         if v <= t:
-            ids[m] = i
-            dist[m] = v
-            m += 1
-            if m == cap:
-                m, t = shrink(ids, dist, m, k, 128)
-                t -= 1
+            m, t = keep(ids, dist, m, k, 128, i, v, t)
     m, t = shrink(ids, dist, m, min(k, m), 128)
     sort_kept(ids, dist, m, 128, out_d, out_i)
 
