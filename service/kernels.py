@@ -56,16 +56,21 @@ def kernels_available() -> bool:
     return _compiled() is not None
 
 
+def _prepare(words: np.ndarray, codes: np.ndarray) -> tuple[Any, np.ndarray, int]:
+    """(kernel module, query codes as uint64 words, catalogue size); ImportError without numba."""
+    kernels = _compiled()
+    if kernels is None:
+        raise ImportError("the numba kernels need numba")
+    queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
+    return kernels, queries, words.shape[0] // queries.shape[1]
+
+
 def hamming_knn_kernel(words: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact Hamming k-NN of packed uint8 ``codes`` (n, 8w) against item ``words`` (uint64, N * w).
 
     Same answer as faiss.IndexBinaryFlat.search (k <= N): (distances int32, rows int64), (n, k).
     """
-    kernels = _compiled()
-    if kernels is None:
-        raise ImportError("the vectorized Hamming scan needs numba")
-    queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
-    n_items = words.shape[0] // queries.shape[1]
+    kernels, queries, n_items = _prepare(words, codes)
     k = min(k, n_items)
     out_d = np.empty((len(queries), k), np.int32)
     out_i = np.empty((len(queries), k), np.int64)
@@ -90,11 +95,7 @@ def two_stage_kernel(
     the float32 queries (already scaled for int8); ``exclude_rows[exclude_ptr[r]:exclude_ptr[r + 1]]``
     query r's excluded rows, sorted. Rows past the candidates found are -1 with score -inf.
     """
-    kernels = _compiled()
-    if kernels is None:
-        raise ImportError("the fused two-stage search needs numba")
-    queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
-    n_items = words.shape[0] // queries.shape[1]
+    kernels, queries, n_items = _prepare(words, codes)
     lengths = exclude_ptr[1:] - exclude_ptr[:-1]
     longest = int(lengths[0]) if len(lengths) == 1 else int(lengths.max(initial=0))
     fetch = min(n_items, n_candidates + longest)

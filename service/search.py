@@ -127,21 +127,25 @@ class ExactSearcher(Searcher):
         return _pad(_mask_invalid(items, values), k)
 
 
+def _exclusion_keys(exclude: Sequence[np.ndarray], n: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted keys ``query * n_items + row`` of every query's exclusions, and each query's count."""
+    if n == 1:  # one query (most requests): its own rows, sorted
+        keys = np.sort(np.asarray(exclude[0], dtype=np.int64))
+        return keys, np.array([len(keys)], np.int64)
+    lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
+    if not lengths.any():
+        return _EMPTY, lengths
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    return np.sort(owner * n_items + np.concatenate(list(exclude)).astype(np.int64, copy=False)), lengths
+
+
 def _excluded_mask(items: np.ndarray, exclude: Sequence[np.ndarray], n_items: int) -> np.ndarray:
     """True where ``items[row, j]`` is in ``exclude[row]``: one sorted-key searchsorted, no row loop."""
     n = items.shape[0]
-    if n == 1:  # one query (most requests): search its own sorted exclusions directly
-        keys = np.sort(np.asarray(exclude[0], dtype=np.int64))
-        if not len(keys):
-            return np.zeros(items.shape, dtype=bool)
-        pos = np.searchsorted(keys, items).clip(max=len(keys) - 1)
-        return (keys[pos] == items) & (items >= 0)
-    lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
-    if not lengths.any():
+    keys, _ = _exclusion_keys(exclude, n, n_items)
+    if not len(keys):
         return np.zeros(items.shape, dtype=bool)
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    keys = np.sort(rows * n_items + np.concatenate(list(exclude)).astype(np.int64, copy=False))
-    query = np.arange(n, dtype=np.int64)[:, None] * n_items + items
+    query = items if n == 1 else np.arange(n, dtype=np.int64)[:, None] * n_items + items
     pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
     return (keys[pos] == query) & (items >= 0)
 
@@ -152,16 +156,12 @@ def _sorted_exclusions(
     """Exclusions as CSR (indptr, rows int64), each query's rows sorted, for the fused kernel."""
     if exclude is None:
         return np.zeros(n + 1, np.int64), _EMPTY
-    if n == 1:
-        rows = np.sort(np.asarray(exclude[0], dtype=np.int64))
-        return np.array([0, len(rows)], np.int64), rows
-    lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
+    keys, lengths = _exclusion_keys(exclude, n, n_items)
     ptr = np.concatenate([[0], np.cumsum(lengths)])
-    if not ptr[-1]:
-        return ptr, _EMPTY
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    keys = np.sort(owner * n_items + np.concatenate(list(exclude)).astype(np.int64, copy=False))
-    return ptr, keys - owner * n_items  # owner is already in sorted order: keys sort by query first
+    if n == 1 or not len(keys):
+        return ptr, keys
+    # keys sort by query first, so subtracting each query's offset in CSR order leaves its rows
+    return ptr, keys - np.repeat(np.arange(n, dtype=np.int64), lengths) * n_items
 
 
 def _first_kept(
