@@ -1,12 +1,16 @@
 """Numba kernels for the flat serving path: an exact Hamming k-NN scan and a fused two-stage search.
 
-faiss's IndexBinaryFlat keeps a heap per query and pays for it per code; the scan here computes 8
-distances at a time (XOR + popcount, which LLVM turns into vector popcounts where the CPU has
-them), keeps only codes within a running threshold, and shrinks that buffer to the k best by a
-counting sort when it fills. Its results equal faiss's exactly: the k smallest (distance, row)
-pairs in that order. The fused search runs the whole query (scan, exclusions, first C kept,
-rerank, top-k) in one call, so a single request pays no per-step numpy overhead; it answers what
-``service.search`` does in numpy, scores up to float32 rounding (tests/service/test_speed_paths.py).
+faiss's IndexBinaryFlat keeps a heap per query and pays for it per code. Here, for catalogues up
+to ``DIRECT_SCAN_MAX_ITEMS`` codes, the scan first computes every distance into a small buffer (XOR
++ popcount in a branch-free loop, which LLVM turns into vector popcounts where the CPU has them),
+finds the k-th smallest by counting, and collects the codes within it in one pass. Above that the
+buffer would fall out of cache, so the scan streams instead: it keeps only codes within a running
+threshold and shrinks that buffer to the k best by a counting sort when it fills. Both return what
+faiss does, exactly: the k smallest (distance, row) pairs in that order.
+
+The fused search runs the whole query (scan, exclusions, first C kept, rerank, top-k) in one call,
+so a single request pays no per-step numpy overhead; it answers what ``service.search`` does in
+numpy, scores up to float32 rounding (tests/service/test_speed_paths.py).
 Without numba, ``kernels_available()`` is False and the numpy/faiss path serves.
 """
 
@@ -51,31 +55,47 @@ def _import_kernels() -> Any:
     return numba_kernels
 
 
+#: Catalogues up to this many codes are scanned with a distance buffer (1 MiB of uint8 at most).
+DIRECT_SCAN_MAX_ITEMS = 1 << 20
+
+
 def kernels_available() -> bool:
     """True when numba is installed and the kernels compiled."""
     return _compiled() is not None
 
 
-def _prepare(words: np.ndarray, codes: np.ndarray) -> tuple[Any, np.ndarray, int]:
-    """(kernel module, query codes as uint64 words, catalogue size); ImportError without numba."""
+def _prepare(
+    words: np.ndarray, codes: np.ndarray, direct_max: int
+) -> tuple[Any, np.ndarray, int, np.ndarray]:
+    """(kernel module, query codes as uint64 words, catalogue size, distance buffer).
+
+    The buffer holds one distance per code for the direct scan, or is empty for the streaming
+    one; ImportError without numba.
+    """
     kernels = _compiled()
     if kernels is None:
         raise ImportError("the numba kernels need numba")
     queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
-    return kernels, queries, words.shape[0] // queries.shape[1]
+    n_items = words.shape[0] // queries.shape[1]
+    bits = 64 * queries.shape[1]
+    buffer = np.empty(n_items if n_items <= direct_max else 0, np.uint8 if bits < 256 else np.uint16)
+    return kernels, queries, n_items, buffer
 
 
-def hamming_knn_kernel(words: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def hamming_knn_kernel(
+    words: np.ndarray, codes: np.ndarray, k: int, direct_max: int = DIRECT_SCAN_MAX_ITEMS
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact Hamming k-NN of packed uint8 ``codes`` (n, 8w) against item ``words`` (uint64, N * w).
 
     Same answer as faiss.IndexBinaryFlat.search (k <= N): (distances int32, rows int64), (n, k).
+    Catalogues of more than ``direct_max`` codes use the streaming scan.
     """
-    kernels, queries, n_items = _prepare(words, codes)
+    kernels, queries, n_items, buffer = _prepare(words, codes, direct_max)
     k = min(k, n_items)
     out_d = np.empty((len(queries), k), np.int32)
     out_i = np.empty((len(queries), k), np.int64)
     if k > 0:
-        kernels.knn(words, queries, k, out_d, out_i)
+        kernels.knn(words, queries, k, buffer, out_d, out_i)
     return out_d, out_i
 
 
@@ -88,14 +108,16 @@ def two_stage_kernel(
     n_candidates: int,
     exclude_ptr: np.ndarray,
     exclude_rows: np.ndarray,
+    direct_max: int = DIRECT_SCAN_MAX_ITEMS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hamming top-``n_candidates`` not excluded, exact rerank, top-k: (rows int64, scores float32).
 
     ``targets`` are the float32 or int8 rerank rows, or float16 ones viewed as uint16; ``vectors``
     the float32 queries (already scaled for int8); ``exclude_rows[exclude_ptr[r]:exclude_ptr[r + 1]]``
     query r's excluded rows, sorted. Rows past the candidates found are -1 with score -inf.
+    Catalogues of more than ``direct_max`` codes use the streaming scan.
     """
-    kernels, queries, n_items = _prepare(words, codes)
+    kernels, queries, n_items, buffer = _prepare(words, codes, direct_max)
     lengths = exclude_ptr[1:] - exclude_ptr[:-1]
     longest = int(lengths[0]) if len(lengths) == 1 else int(lengths.max(initial=0))
     fetch = min(n_items, n_candidates + longest)
@@ -103,7 +125,18 @@ def two_stage_kernel(
     out_s = np.empty((len(queries), k), np.float32)
     if fetch > 0 and n_candidates > 0:
         kernels.two_stage(
-            words, queries, fetch, n_candidates, exclude_ptr, exclude_rows, targets, vectors, k, out_i, out_s
+            words,
+            queries,
+            fetch,
+            n_candidates,
+            exclude_ptr,
+            exclude_rows,
+            targets,
+            vectors,
+            k,
+            buffer,
+            out_i,
+            out_s,
         )
     else:
         out_i.fill(-1)

@@ -134,9 +134,123 @@ def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
 
 
 @jit
-def scan(words, q, k, ids, dist, out_d, out_i):
-    """The k nearest codes to one query (uint64 words), sorted (distance, row) into out."""
-    if q.shape[0] == 2:
+def distances(words, q, d):
+    """Hamming distance of every code to query q into d: branch-free, so LLVM vectorizes it."""
+    n = d.shape[0]
+    w = q.shape[0]
+    if w == 1:
+        q0 = q[0]
+        for i in range(n):
+            d[i] = popcount(words[i] ^ q0)
+    elif w == 2:
+        q0, q1 = q[0], q[1]
+        for i in range(n):
+            d[i] = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
+    elif w == 4:
+        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+        for i in range(n):
+            b = 4 * i
+            d[i] = (
+                popcount(words[b] ^ q0)
+                + popcount(words[b + 1] ^ q1)
+                + popcount(words[b + 2] ^ q2)
+                + popcount(words[b + 3] ^ q3)
+            )
+    else:
+        for i in range(n):
+            v = np.uint64(0)
+            for j in range(w):
+                v += popcount(words[i * w + j] ^ q[j])
+            d[i] = v
+
+
+@jit
+def count_at_most(d, t):
+    """How many distances are <= t (a vectorized pass over d)."""
+    c = 0
+    for i in range(d.shape[0]):
+        c += d[i] <= t
+    return c
+
+
+@jit
+def kth_distance(d, k, bits):
+    """(t, below): the k-th smallest distance in d and how many distances are below it.
+
+    A histogram of a sample guesses t; exact counts then gallop out from the guess (it is
+    usually off by a step or two) until t is bracketed, and bisect the bracket.
+    """
+    n = d.shape[0]
+    stride = max(1, n // 4096)
+    hist = np.zeros(bits + 1, np.int64)
+    for i in range(0, n, stride):
+        hist[d[i]] += 1
+    t = 0
+    sampled = 0
+    for t in range(bits + 1):
+        sampled += hist[t] * stride
+        if sampled >= k:
+            break
+    lo, hi, below = -1, bits, 0  # count(lo) = below < k <= count(hi); count(-1) = 0
+    step = 1
+    while hi - lo > 1:
+        c = count_at_most(d, t)
+        if c >= k:
+            hi = t
+            t -= step
+        else:
+            lo, below = t, c
+            t += step
+        step *= 2
+        if not lo < t < hi:
+            t = (lo + hi) // 2
+    return hi, below
+
+
+@jit
+def collect(d, lo, hi, t, take, ids, dist, m):
+    """Append rows lo..hi-1 at distance < t, and the first ``take`` at t, to the kept buffer."""
+    for i in range(lo, hi):
+        v = d[i]
+        if v < t or (v == t and take > 0):
+            if v == t:
+                take -= 1
+            ids[m] = i
+            dist[m] = v
+            m += 1
+    return m, take
+
+
+@jit
+def scan_direct(words, q, k, d, ids, dist, out_d, out_i):
+    """scan() with a distance per code: all distances, the k-th by counting, then one collect pass."""
+    n = d.shape[0]
+    bits = q.shape[0] * 64
+    distances(words, q, d)
+    t, below = kth_distance(d, k, bits)
+    take = k - below  # codes at distance t kept: the first ones in row order
+    m = 0
+    n64 = n - n % 64
+    for s in range(0, n64, 64):
+        hits = 0
+        for j in range(64):  # a fixed-length vectorized test: most blocks hold no kept code
+            hits += d[s + j] <= t
+        if hits > 0:
+            m, take = collect(d, s, s + 64, t, take, ids, dist, m)
+    m, take = collect(d, n64, n, t, take, ids, dist, m)
+    sort_kept(ids, dist, m, bits, out_d, out_i)
+
+
+@jit
+def scan(words, q, k, d, ids, dist, out_d, out_i):
+    """The k nearest codes to one query (uint64 words), sorted (distance, row) into out.
+
+    With a distance buffer ``d`` of one entry per code, the direct scan; with an empty one (a
+    catalogue whose buffer would not stay in cache) the streaming scan's running threshold.
+    """
+    if d.shape[0] > 0:
+        scan_direct(words, q, k, d, ids, dist, out_d, out_i)
+    elif q.shape[0] == 2:
         scan_2words(words, q[0], q[1], k, ids, dist, out_d, out_i)
     else:
         scan_one(words, q, q.shape[0], k, ids, dist, out_d, out_i)
@@ -150,10 +264,10 @@ def buffers(k):
 
 
 @jit
-def knn(words, queries, k, out_d, out_i):
+def knn(words, queries, k, d, out_d, out_i):
     ids, dist = buffers(k)
     for r in range(queries.shape[0]):
-        scan(words, queries[r], k, ids, dist, out_d[r], out_i[r])
+        scan(words, queries[r], k, d, ids, dist, out_d[r], out_i[r])
 
 
 # 2 ** (e - 25) for each float16 exponent e: a normal half is (1024 + mantissa) * 2 ** (e - 25).
@@ -216,14 +330,14 @@ def is_excluded(sorted_rows, lo, end, row):
 
 
 @jit
-def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vectors, k, out_i, out_s):
+def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vectors, k, d, out_i, out_s):
     ids, dist = buffers(fetch)
     hd = np.empty(fetch, np.int32)
     hi = np.empty(fetch, np.int64)
     cand = np.empty(n_candidates, np.int64)
     scores = np.empty(n_candidates, np.float32)
     for r in range(queries.shape[0]):
-        scan(words, queries[r], fetch, ids, dist, hd, hi)
+        scan(words, queries[r], fetch, d, ids, dist, hd, hi)
         lo, end = ex_ptr[r], ex_ptr[r + 1]
         kept = 0
         for j in range(fetch):  # Hamming order: the first n_candidates rows not excluded

@@ -10,6 +10,7 @@ import pytest
 
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
+from service.kernels import DIRECT_SCAN_MAX_ITEMS, two_stage_kernel
 from service.model import (
     ServingModel,
     build_binary_index,
@@ -32,30 +33,38 @@ def clustered_codes(n: int, n_bytes: int, seed: int, flip: float = 0.1) -> np.nd
     return np.packbits(bits ^ (rng.random(bits.shape) < flip), axis=1)
 
 
-@pytest.mark.parametrize("n_bytes", [8, 16, 32])
+# The direct scan (a distance buffer) serves catalogues up to DIRECT_SCAN_MAX_ITEMS, the streaming
+# one larger catalogues; direct_max=0 forces the streaming scan on small data.
+SCANS = pytest.mark.parametrize("direct_max", [DIRECT_SCAN_MAX_ITEMS, 0], ids=["direct", "streaming"])
+
+
+@SCANS
+@pytest.mark.parametrize("n_bytes", [8, 16, 24, 32, 64])
 @pytest.mark.parametrize("n", [1, 7, 1003, 20_011])
 @pytest.mark.parametrize("k", [1, 10, 200, 5000])
-def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k):
+def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k, direct_max):
     codes = clustered_codes(n, n_bytes, seed=n + k)
     queries = np.vstack([clustered_codes(5, n_bytes, seed=99), codes[: min(n, 3)]])
     flat = faiss.IndexBinaryFlat(n_bytes * 8)
     flat.add(codes)
     k = min(k, n)
     expected_d, expected_i = flat.search(queries, k)
-    got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k)
+    got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, direct_max)
     assert np.array_equal(got_i, expected_i)
     assert np.array_equal(got_d, expected_d)
 
 
-def test_the_kernel_buffer_shrinks_many_times():
-    """k small against a large catalogue with heavy ties: the running threshold is exercised."""
+@SCANS
+def test_the_kernel_buffer_shrinks_many_times(direct_max):
+    """k small against a large catalogue with heavy ties: the streaming scan's running threshold
+    shrinks its buffer many times; the direct scan's k-th distance has many ties."""
     codes = clustered_codes(200_003, 16, seed=3, flip=0.02)
     queries = codes[[0, 17, 99_999]]
     flat = faiss.IndexBinaryFlat(128)
     flat.add(codes)
     for k in (1, 33, 2048):
         expected_d, expected_i = flat.search(queries, k)
-        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k)
+        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, direct_max)
         assert np.array_equal(got_i, expected_i) and np.array_equal(got_d, expected_d)
 
 
@@ -105,6 +114,22 @@ def test_the_fused_search_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, 
         assert np.array_equal(a.items, b.items)
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
     assert (a.items == -1).all() and np.isneginf(a.scores).all()
+
+
+def test_the_fused_search_answers_alike_with_either_scan(kernel_and_faiss):
+    """The fused kernel gives the same rows and scores with the direct and the streaming scan."""
+    fast = kernel_and_faiss[0]
+    users = np.arange(50)
+    exclude = [np.sort(fast.seen(int(u))) for u in users]  # the kernel takes sorted exclusions
+    ptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
+    rows = np.concatenate(exclude).astype(np.int64)
+    query = np.asarray(fast.user_embeddings[users], dtype=np.float32)
+    codes = np.asarray(fast.user_codes[users])
+    args = (fast.scan_words, codes, query, fast.rerank_items, 20, 150, ptr, rows)
+    direct = two_stage_kernel(*args)
+    streaming = two_stage_kernel(*args, direct_max=0)
+    assert np.array_equal(direct[0], streaming[0]) and np.array_equal(direct[1], streaming[1])
+    assert (direct[0] >= 0).all()
 
 
 def loop_candidates(model, codes, n_candidates, exclude):
