@@ -330,12 +330,29 @@ def is_excluded(sorted_rows, lo, end, row):
 
 
 @jit
+def insert_top(top_i, top_s, size, row, score):
+    """Insert (row, score) into the descending top list of ``size`` entries (capacity len(top_i));
+    an equal score goes after those already there, so ties stay in candidate (Hamming) order.
+    Returns the new size."""
+    k = top_i.shape[0]
+    if size == k and not score > top_s[k - 1]:
+        return size
+    j = min(size, k - 1)
+    while j > 0 and top_s[j - 1] < score:
+        top_i[j] = top_i[j - 1]
+        top_s[j] = top_s[j - 1]
+        j -= 1
+    top_i[j] = row
+    top_s[j] = score
+    return min(size + 1, k)
+
+
+@jit
 def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vectors, k, d, out_i, out_s):
     ids, dist = buffers(fetch)
     hd = np.empty(fetch, np.int32)
     hi = np.empty(fetch, np.int64)
     cand = np.empty(n_candidates, np.int64)
-    scores = np.empty(n_candidates, np.float32)
     for r in range(queries.shape[0]):
         scan(words, queries[r], fetch, d, ids, dist, hd, hi)
         lo, end = ex_ptr[r], ex_ptr[r + 1]
@@ -348,13 +365,9 @@ def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vec
             kept += 1
             if kept == n_candidates:
                 break
+        top = 0
         for j in range(kept):
-            scores[j] = dot(targets, cand[j], vectors[r])
-        order = np.argsort(-scores[:kept], kind="mergesort")  # stable: ties by Hamming position
-        top = min(k, kept)
-        for j in range(top):
-            out_i[r, j] = cand[order[j]]
-            out_s[r, j] = scores[order[j]]
+            top = insert_top(out_i[r], out_s[r], top, cand[j], dot(targets, cand[j], vectors[r]))
         for j in range(top, k):
             out_i[r, j] = -1
             out_s[r, j] = -np.inf
