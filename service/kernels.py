@@ -1,12 +1,13 @@
 """Numba kernels for the flat serving path: an exact Hamming k-NN scan and a fused two-stage search.
 
-faiss's IndexBinaryFlat keeps a heap per query and pays for it per code. Here, for catalogues up
-to ``DIRECT_SCAN_MAX_ITEMS`` codes, the scan first computes every distance into a small buffer (XOR
-+ popcount in a branch-free loop, which LLVM turns into vector popcounts where the CPU has them),
-finds the k-th smallest by counting, and collects the codes within it in one pass. Above that the
-buffer would fall out of cache, so the scan streams instead: it keeps only codes within a running
-threshold and shrinks that buffer to the k best by a counting sort when it fills. Both return what
-faiss does, exactly: the k smallest (distance, row) pairs in that order.
+faiss's IndexBinaryFlat keeps a heap per query and pays for it per code. The scan here works in
+chunks of ``SCAN_CHUNK_ITEMS`` codes, small enough for their distances to stay in cache: it computes
+a chunk's distances in one branch-free loop (XOR + popcount, which LLVM turns into vector popcounts
+where the CPU has them), then tests 64 distances at a time against a threshold, so codes that cannot
+enter cost one vector compare. The first chunk's k best are found by counting; later codes enter
+below a running threshold, and the kept buffer is shrunk to the k best by a counting sort when it
+fills. It returns what faiss does, exactly: the k smallest (distance, row) pairs in that order
+(``benchmarks/hamming_scan.py`` measures it against faiss).
 
 The fused search runs the whole query (scan, exclusions, first C kept, rerank, top-k) in one call,
 so a single request pays no per-step numpy overhead; it answers what ``service.search`` does in
@@ -55,8 +56,8 @@ def _import_kernels() -> Any:
     return numba_kernels
 
 
-#: Catalogues up to this many codes are scanned with a distance buffer (1 MiB of uint8 at most).
-DIRECT_SCAN_MAX_ITEMS = 1 << 20
+#: Codes per chunk of the scan: 32 KiB of uint8 distances (64 KiB for codes of 256 bits or more).
+SCAN_CHUNK_ITEMS = 1 << 15
 
 
 def kernels_available() -> bool:
@@ -65,12 +66,12 @@ def kernels_available() -> bool:
 
 
 def _prepare(
-    words: np.ndarray, codes: np.ndarray, direct_max: int
+    words: np.ndarray, codes: np.ndarray, k: int, chunk: int
 ) -> tuple[Any, np.ndarray, int, np.ndarray]:
     """(kernel module, query codes as uint64 words, catalogue size, distance buffer).
 
-    The buffer holds one distance per code for the direct scan, or is empty for the streaming
-    one; ImportError without numba.
+    The buffer holds one chunk's distances: ``chunk`` codes, at least k (the first chunk must
+    hold the first k), at most the catalogue. ImportError without numba.
     """
     kernels = _compiled()
     if kernels is None:
@@ -78,19 +79,19 @@ def _prepare(
     queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
     n_items = words.shape[0] // queries.shape[1]
     bits = 64 * queries.shape[1]
-    buffer = np.empty(n_items if n_items <= direct_max else 0, np.uint8 if bits < 256 else np.uint16)
+    buffer = np.empty(min(n_items, max(chunk, k)), np.uint8 if bits < 256 else np.uint16)
     return kernels, queries, n_items, buffer
 
 
 def hamming_knn_kernel(
-    words: np.ndarray, codes: np.ndarray, k: int, direct_max: int = DIRECT_SCAN_MAX_ITEMS
+    words: np.ndarray, codes: np.ndarray, k: int, chunk: int = SCAN_CHUNK_ITEMS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact Hamming k-NN of packed uint8 ``codes`` (n, 8w) against item ``words`` (uint64, N * w).
 
     Same answer as faiss.IndexBinaryFlat.search (k <= N): (distances int32, rows int64), (n, k).
-    Catalogues of more than ``direct_max`` codes use the streaming scan.
+    ``chunk``: codes per chunk of the scan (the answer does not depend on it).
     """
-    kernels, queries, n_items, buffer = _prepare(words, codes, direct_max)
+    kernels, queries, n_items, buffer = _prepare(words, codes, k, chunk)
     k = min(k, n_items)
     out_d = np.empty((len(queries), k), np.int32)
     out_i = np.empty((len(queries), k), np.int64)
@@ -108,18 +109,18 @@ def two_stage_kernel(
     n_candidates: int,
     exclude_ptr: np.ndarray,
     exclude_rows: np.ndarray,
-    direct_max: int = DIRECT_SCAN_MAX_ITEMS,
+    chunk: int = SCAN_CHUNK_ITEMS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hamming top-``n_candidates`` not excluded, exact rerank, top-k: (rows int64, scores float32).
 
     ``targets`` are the float32 or int8 rerank rows, or float16 ones viewed as uint16; ``vectors``
     the float32 queries (already scaled for int8); ``exclude_rows[exclude_ptr[r]:exclude_ptr[r + 1]]``
     query r's excluded rows, sorted. Rows past the candidates found are -1 with score -inf.
-    Catalogues of more than ``direct_max`` codes use the streaming scan.
+    ``chunk``: codes per chunk of the scan (the answer does not depend on it).
     """
-    kernels, queries, n_items, buffer = _prepare(words, codes, direct_max)
     lengths = exclude_ptr[1:] - exclude_ptr[:-1]
     longest = int(lengths[0]) if len(lengths) == 1 else int(lengths.max(initial=0))
+    kernels, queries, n_items, buffer = _prepare(words, codes, n_candidates + longest, chunk)
     fetch = min(n_items, n_candidates + longest)
     out_i = np.empty((len(queries), k), np.int64)
     out_s = np.empty((len(queries), k), np.float32)

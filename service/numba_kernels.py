@@ -79,61 +79,6 @@ def keep(ids, dist, m, k, bits, row, v, t):
 
 
 @jit
-def scan_one(words, q, w, k, ids, dist, out_d, out_i):
-    n = words.shape[0] // w
-    bits = w * 64
-    t = bits  # accept codes with distance <= t
-    m = 0
-    block = np.empty(8, np.uint64)
-    n8 = n - n % 8
-    for s in range(0, n, 8):
-        width = 8 if s < n8 else n - s
-        hit = False
-        for u in range(width):
-            i = s + u
-            v = np.uint64(0)
-            for j in range(w):
-                v += popcount(words[i * w + j] ^ q[j])
-            block[u] = v
-            hit |= v <= t
-        if hit:
-            for u in range(width):
-                v = block[u]
-                if v <= t:
-                    m, t = keep(ids, dist, m, k, bits, s + u, v, t)
-    m, t = shrink(ids, dist, m, min(k, m), bits)
-    sort_kept(ids, dist, m, bits, out_d, out_i)
-
-
-@jit
-def scan_2words(words, q0, q1, k, ids, dist, out_d, out_i):
-    """scan_one specialised to 128-bit codes (the default), where the unrolled loop vectorizes."""
-    n = words.shape[0] // 2
-    t = 128
-    m = 0
-    block = np.empty(8, np.uint64)
-    n8 = n - n % 8
-    for s in range(0, n8, 8):
-        hit = False
-        for u in range(8):
-            i = s + u
-            v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
-            block[u] = v
-            hit |= v <= t
-        if hit:
-            for u in range(8):
-                v = block[u]
-                if v <= t:
-                    m, t = keep(ids, dist, m, k, 128, s + u, v, t)
-    for i in range(n8, n):
-        v = popcount(words[2 * i] ^ q0) + popcount(words[2 * i + 1] ^ q1)
-        if v <= t:
-            m, t = keep(ids, dist, m, k, 128, i, v, t)
-    m, t = shrink(ids, dist, m, min(k, m), 128)
-    sort_kept(ids, dist, m, 128, out_d, out_i)
-
-
-@jit
 def distances(words, q, d):
     """Hamming distance of every code to query q into d: branch-free, so LLVM vectorizes it."""
     n = d.shape[0]
@@ -208,52 +153,67 @@ def kth_distance(d, k, bits):
 
 
 @jit
-def collect(d, lo, hi, t, take, ids, dist, m):
-    """Append rows lo..hi-1 at distance < t, and the first ``take`` at t, to the kept buffer."""
-    for i in range(lo, hi):
-        v = d[i]
-        if v < t or (v == t and take > 0):
-            if v == t:
-                take -= 1
-            ids[m] = i
-            dist[m] = v
-            m += 1
-    return m, take
+def any_at_most(d, s, t):
+    """Whether any of the 64 distances from d[s] is <= t: a fixed-length loop LLVM vectorizes."""
+    hits = 0
+    for j in range(64):
+        hits += d[s + j] <= t
+    return hits > 0
 
 
 @jit
-def scan_direct(words, q, k, d, ids, dist, out_d, out_i):
-    """scan() with a distance per code: all distances, the k-th by counting, then one collect pass."""
-    n = d.shape[0]
-    bits = q.shape[0] * 64
-    distances(words, q, d)
+def take_first_k(d, k, bits, ids, dist):
+    """The k smallest (distance, row) of d into the kept buffer, in row order; returns t, their worst."""
     t, below = kth_distance(d, k, bits)
     take = k - below  # codes at distance t kept: the first ones in row order
+    n = d.shape[0]
     m = 0
-    n64 = n - n % 64
-    for s in range(0, n64, 64):
-        hits = 0
-        for j in range(64):  # a fixed-length vectorized test: most blocks hold no kept code
-            hits += d[s + j] <= t
-        if hits > 0:
-            m, take = collect(d, s, s + 64, t, take, ids, dist, m)
-    m, take = collect(d, n64, n, t, take, ids, dist, m)
-    sort_kept(ids, dist, m, bits, out_d, out_i)
+    for s in range(0, n, 64):
+        if s + 64 <= n and not any_at_most(d, s, t):
+            continue
+        for i in range(s, min(s + 64, n)):
+            v = d[i]
+            if v < t or (v == t and take > 0):
+                if v == t:
+                    take -= 1
+                ids[m] = i
+                dist[m] = v
+                m += 1
+    return t
 
 
 @jit
 def scan(words, q, k, d, ids, dist, out_d, out_i):
     """The k nearest codes to one query (uint64 words), sorted (distance, row) into out.
 
-    With a distance buffer ``d`` of one entry per code, the direct scan; with an empty one (a
-    catalogue whose buffer would not stay in cache) the streaming scan's running threshold.
+    The catalogue is scanned in chunks of len(d) codes (>= k), so the distance buffer stays in
+    cache: each chunk's distances in one vectorized pass, then a vectorized test per 64 codes
+    skips those that cannot enter. The first chunk's k best are found by counting; after that a
+    code enters only below the running threshold t, and the kept buffer is shrunk to the k best
+    (lowering t) whenever it fills.
     """
-    if d.shape[0] > 0:
-        scan_direct(words, q, k, d, ids, dist, out_d, out_i)
-    elif q.shape[0] == 2:
-        scan_2words(words, q[0], q[1], k, ids, dist, out_d, out_i)
-    else:
-        scan_one(words, q, q.shape[0], k, ids, dist, out_d, out_i)
+    w = q.shape[0]
+    n = words.shape[0] // w
+    bits = w * 64
+    chunk = d.shape[0]
+    distances(words[: chunk * w], q, d)
+    m = k
+    t = take_first_k(d, k, bits, ids, dist) - 1  # later rows lose ties to the kept ones
+    for c0 in range(chunk, n, chunk):
+        size = min(chunk, n - c0)
+        dc = d[:size]
+        distances(words[c0 * w : (c0 + size) * w], q, dc)
+        for s in range(0, size, 64):
+            if t < 0:
+                break
+            if s + 64 <= size and not any_at_most(dc, s, t):
+                continue
+            for i in range(s, min(s + 64, size)):
+                v = dc[i]
+                if v <= t:
+                    m, t = keep(ids, dist, m, k, bits, c0 + i, v, t)
+    m, t = shrink(ids, dist, m, k, bits)
+    sort_kept(ids, dist, m, bits, out_d, out_i)
 
 
 @jit

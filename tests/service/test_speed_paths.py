@@ -10,7 +10,7 @@ import pytest
 
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
-from service.kernels import DIRECT_SCAN_MAX_ITEMS, two_stage_kernel
+from service.kernels import SCAN_CHUNK_ITEMS, two_stage_kernel
 from service.model import (
     ServingModel,
     build_binary_index,
@@ -33,38 +33,38 @@ def clustered_codes(n: int, n_bytes: int, seed: int, flip: float = 0.1) -> np.nd
     return np.packbits(bits ^ (rng.random(bits.shape) < flip), axis=1)
 
 
-# The direct scan (a distance buffer) serves catalogues up to DIRECT_SCAN_MAX_ITEMS, the streaming
-# one larger catalogues; direct_max=0 forces the streaming scan on small data.
-SCANS = pytest.mark.parametrize("direct_max", [DIRECT_SCAN_MAX_ITEMS, 0], ids=["direct", "streaming"])
+# The scan works in chunks of SCAN_CHUNK_ITEMS codes (the first chunk's k best by counting, later
+# ones against a running threshold); chunk=1000 runs the many-chunk path on small data.
+SCANS = pytest.mark.parametrize("chunk", [SCAN_CHUNK_ITEMS, 1000], ids=["one-chunk", "many-chunks"])
 
 
 @SCANS
 @pytest.mark.parametrize("n_bytes", [8, 16, 24, 32, 64])
 @pytest.mark.parametrize("n", [1, 7, 1003, 20_011])
 @pytest.mark.parametrize("k", [1, 10, 200, 5000])
-def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k, direct_max):
+def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k, chunk):
     codes = clustered_codes(n, n_bytes, seed=n + k)
     queries = np.vstack([clustered_codes(5, n_bytes, seed=99), codes[: min(n, 3)]])
     flat = faiss.IndexBinaryFlat(n_bytes * 8)
     flat.add(codes)
     k = min(k, n)
     expected_d, expected_i = flat.search(queries, k)
-    got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, direct_max)
+    got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, chunk)
     assert np.array_equal(got_i, expected_i)
     assert np.array_equal(got_d, expected_d)
 
 
 @SCANS
-def test_the_kernel_buffer_shrinks_many_times(direct_max):
-    """k small against a large catalogue with heavy ties: the streaming scan's running threshold
-    shrinks its buffer many times; the direct scan's k-th distance has many ties."""
+def test_the_kernel_buffer_shrinks_many_times(chunk):
+    """k small against a large catalogue with heavy ties: the running threshold shrinks the kept
+    buffer many times, and the first chunk's k-th distance has many ties."""
     codes = clustered_codes(200_003, 16, seed=3, flip=0.02)
     queries = codes[[0, 17, 99_999]]
     flat = faiss.IndexBinaryFlat(128)
     flat.add(codes)
     for k in (1, 33, 2048):
         expected_d, expected_i = flat.search(queries, k)
-        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, direct_max)
+        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, chunk)
         assert np.array_equal(got_i, expected_i) and np.array_equal(got_d, expected_d)
 
 
@@ -116,8 +116,8 @@ def test_the_fused_search_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, 
     assert (a.items == -1).all() and np.isneginf(a.scores).all()
 
 
-def test_the_fused_search_answers_alike_with_either_scan(kernel_and_faiss):
-    """The fused kernel gives the same rows and scores with the direct and the streaming scan."""
+def test_the_fused_search_does_not_depend_on_the_chunk(kernel_and_faiss):
+    """The fused kernel gives the same rows and scores scanning in one chunk or in many."""
     fast = kernel_and_faiss[0]
     users = np.arange(50)
     exclude = [np.sort(fast.seen(int(u))) for u in users]  # the kernel takes sorted exclusions
@@ -126,10 +126,10 @@ def test_the_fused_search_answers_alike_with_either_scan(kernel_and_faiss):
     query = np.asarray(fast.user_embeddings[users], dtype=np.float32)
     codes = np.asarray(fast.user_codes[users])
     args = (fast.scan_words, codes, query, fast.rerank_items, 20, 150, ptr, rows)
-    direct = two_stage_kernel(*args)
-    streaming = two_stage_kernel(*args, direct_max=0)
-    assert np.array_equal(direct[0], streaming[0]) and np.array_equal(direct[1], streaming[1])
-    assert (direct[0] >= 0).all()
+    one = two_stage_kernel(*args)
+    many = two_stage_kernel(*args, chunk=300)
+    assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
+    assert (one[0] >= 0).all()
 
 
 def loop_candidates(model, codes, n_candidates, exclude):
