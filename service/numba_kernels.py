@@ -153,12 +153,17 @@ def kth_distance(d, k, bits):
 
 
 @jit
-def any_at_most(d, s, t):
-    """Whether any of the 64 distances from d[s] is <= t: a fixed-length loop LLVM vectorizes."""
-    hits = 0
-    for j in range(64):
-        hits += d[s + j] <= t
-    return hits > 0
+def collect(d, lo, hi, t, take, ids, dist, m):
+    """Append rows lo..hi-1 at distance < t, and the first ``take`` at t, to the kept buffer."""
+    for i in range(lo, hi):
+        v = d[i]
+        if v < t or (v == t and take > 0):
+            if v == t:
+                take -= 1
+            ids[m] = i
+            dist[m] = v
+            m += 1
+    return m, take
 
 
 @jit
@@ -167,18 +172,15 @@ def take_first_k(d, k, bits, ids, dist):
     t, below = kth_distance(d, k, bits)
     take = k - below  # codes at distance t kept: the first ones in row order
     n = d.shape[0]
+    n64 = n - n % 64
     m = 0
-    for s in range(0, n, 64):
-        if s + 64 <= n and not any_at_most(d, s, t):
-            continue
-        for i in range(s, min(s + 64, n)):
-            v = d[i]
-            if v < t or (v == t and take > 0):
-                if v == t:
-                    take -= 1
-                ids[m] = i
-                dist[m] = v
-                m += 1
+    for s in range(0, n64, 64):
+        hits = 0
+        for j in range(64):  # written out here, not called: inlined, the loop vectorizes
+            hits += d[s + j] <= t
+        if hits > 0:
+            m, take = collect(d, s, s + 64, t, take, ids, dist, m)
+    collect(d, n64, n, t, take, ids, dist, m)
     return t
 
 
@@ -203,15 +205,21 @@ def scan(words, q, k, d, ids, dist, out_d, out_i):
         size = min(chunk, n - c0)
         dc = d[:size]
         distances(words[c0 * w : (c0 + size) * w], q, dc)
-        for s in range(0, size, 64):
+        for s in range(0, size - size % 64, 64):
             if t < 0:
                 break
-            if s + 64 <= size and not any_at_most(dc, s, t):
-                continue
-            for i in range(s, min(s + 64, size)):
-                v = dc[i]
-                if v <= t:
-                    m, t = keep(ids, dist, m, k, bits, c0 + i, v, t)
+            hits = 0
+            for j in range(64):  # as in take_first_k: a vectorized test of 64 codes
+                hits += dc[s + j] <= t
+            if hits > 0:
+                for i in range(s, s + 64):
+                    v = dc[i]
+                    if v <= t:
+                        m, t = keep(ids, dist, m, k, bits, c0 + i, v, t)
+        for i in range(size - size % 64, size):
+            v = dc[i]
+            if v <= t:
+                m, t = keep(ids, dist, m, k, bits, c0 + i, v, t)
     m, t = shrink(ids, dist, m, k, bits)
     sort_kept(ids, dist, m, bits, out_d, out_i)
 
