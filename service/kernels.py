@@ -120,8 +120,9 @@ def two_stage_kernel(
     """
     lengths = exclude_ptr[1:] - exclude_ptr[:-1]
     longest = int(lengths[0]) if len(lengths) == 1 else int(lengths.max(initial=0))
-    kernels, queries, n_items, buffer = _prepare(words, codes, n_candidates + longest, chunk)
-    fetch = min(n_items, n_candidates + longest)
+    wanted = n_candidates + longest  # C after each query's exclusions are skipped
+    kernels, queries, n_items, buffer = _prepare(words, codes, wanted, chunk)
+    fetch = min(n_items, wanted)
     out_i = np.empty((len(queries), k), np.int64)
     out_s = np.empty((len(queries), k), np.float32)
     if fetch > 0 and n_candidates > 0:

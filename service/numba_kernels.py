@@ -167,6 +167,16 @@ def collect(d, lo, hi, t, take, ids, dist, m):
 
 
 @jit
+def keep_below(d, lo, hi, offset, k, bits, t, ids, dist, m):
+    """keep() each of rows lo..hi-1 (numbered from ``offset``) within the running threshold t."""
+    for i in range(lo, hi):
+        v = d[i]
+        if v <= t:
+            m, t = keep(ids, dist, m, k, bits, offset + i, v, t)
+    return m, t
+
+
+@jit
 def take_first_k(d, k, bits, ids, dist):
     """The k smallest (distance, row) of d into the kept buffer, in row order; returns t, their worst."""
     t, below = kth_distance(d, k, bits)
@@ -212,14 +222,8 @@ def scan(words, q, k, d, ids, dist, out_d, out_i):
             for j in range(64):  # as in take_first_k: a vectorized test of 64 codes
                 hits += dc[s + j] <= t
             if hits > 0:
-                for i in range(s, s + 64):
-                    v = dc[i]
-                    if v <= t:
-                        m, t = keep(ids, dist, m, k, bits, c0 + i, v, t)
-        for i in range(size - size % 64, size):
-            v = dc[i]
-            if v <= t:
-                m, t = keep(ids, dist, m, k, bits, c0 + i, v, t)
+                m, t = keep_below(dc, s, s + 64, c0, k, bits, t, ids, dist, m)
+        m, t = keep_below(dc, size - size % 64, size, c0, k, bits, t, ids, dist, m)
     m, t = shrink(ids, dist, m, k, bits)
     sort_kept(ids, dist, m, bits, out_d, out_i)
 

@@ -19,7 +19,7 @@ from service.model import (
     quantize_int8,
     tune_nprobe,
 )
-from service.search import ExactSearcher, TwoStageSearcher, hamming_candidates
+from service.search import ExactSearcher, TwoStageSearcher, _sorted_exclusions, hamming_candidates
 from tests.conftest import planted_arrays
 
 numba = pytest.importorskip("numba")
@@ -120,9 +120,7 @@ def test_the_fused_search_does_not_depend_on_the_chunk(kernel_and_faiss):
     """The fused kernel gives the same rows and scores scanning in one chunk or in many."""
     fast = kernel_and_faiss[0]
     users = np.arange(50)
-    exclude = [np.sort(fast.seen(int(u))) for u in users]  # the kernel takes sorted exclusions
-    ptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
-    rows = np.concatenate(exclude).astype(np.int64)
+    ptr, rows = _sorted_exclusions([fast.seen(int(u)) for u in users], len(users), fast.n_items)
     query = np.asarray(fast.user_embeddings[users], dtype=np.float32)
     codes = np.asarray(fast.user_codes[users])
     args = (fast.scan_words, codes, query, fast.rerank_items, 20, 150, ptr, rows)
