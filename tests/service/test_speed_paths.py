@@ -68,6 +68,20 @@ def test_the_kernel_buffer_shrinks_many_times(chunk):
         assert np.array_equal(got_i, expected_i) and np.array_equal(got_d, expected_d)
 
 
+def assert_same_ranking(a, b, tol: float = 1e-5) -> None:
+    """Equal answers up to float32 rounding: scores close, and items equal except where a
+    near-tie (scores within tol) lets rounding order them differently, or at the last place,
+    where the next item, not shown, may be the near-tied one."""
+    np.testing.assert_allclose(a.scores, b.scores, rtol=tol, atol=tol)
+    for row, differ in enumerate(a.items != b.items):
+        scores = b.scores[row]
+        for j in np.flatnonzero(differ):
+            neighbours = scores[max(j - 1, 0) : j + 2]
+            tied = np.isclose(neighbours, scores[j], rtol=tol, atol=tol).sum() > 1
+            assert tied or j == len(scores) - 1, f"row {row}, place {j}: {a.items[row]} != {b.items[row]}"
+        assert len(set(a.items[row]) ^ set(b.items[row])) <= 2  # only the last place brings another
+
+
 @pytest.fixture(params=[64, 128, 256])
 def kernel_and_faiss(request):
     arrays = planted_arrays(n_users=200, n_items=3000, bits=request.param, seed=request.param)
@@ -84,8 +98,7 @@ def test_served_answers_do_not_depend_on_the_scan(kernel_and_faiss):
     users = np.arange(fast.n_users)
     a = TwoStageSearcher(fast, candidates=100).search_users(users, 20)
     b = TwoStageSearcher(plain, candidates=100).search_users(users, 20)
-    assert np.array_equal(a.items, b.items)
-    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+    assert_same_ranking(a, b)
 
 
 @pytest.mark.parametrize("rerank_dtype", ["float32", "float16", "int8"])
@@ -111,8 +124,7 @@ def test_the_fused_search_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, 
         b = TwoStageSearcher(numpy_path).search(
             vectors[rows], codes[rows], k, [exclude[r] for r in rows], candidates
         )
-        assert np.array_equal(a.items, b.items)
-        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+        assert_same_ranking(a, b)
     assert (a.items == -1).all() and np.isneginf(a.scores).all()
 
 
