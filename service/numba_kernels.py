@@ -10,6 +10,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
@@ -22,7 +23,57 @@ def popcount(typingctx: Any, x: Any) -> Any:
     return types.uint64(types.uint64), codegen
 
 
+@intrinsic
+def lowest_set_bit(typingctx: Any, x: Any) -> Any:
+    """Index of the lowest set bit of a nonzero uint64."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.intp(types.uint64), codegen
+
+
+@intrinsic
+def at_most_mask(typingctx: Any, d: Any, start: Any, t: Any) -> Any:
+    """Bit j set where ``d[start + j] <= t``, j < 64 (0 <= t; start + 64 <= len(d)).
+
+    One vector compare and a move-mask: a 64-bit mask of the codes that can enter, in the
+    distances' own width. A summed comparison in numba widens every distance to 64 bits first.
+    """
+    if not (isinstance(d, types.Array) and d.layout == "C" and d.dtype in (types.uint8, types.uint16)):
+        return None
+    lane = ir.IntType(d.dtype.bitwidth)
+    vector = ir.VectorType(lane, 64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array, first, threshold = args
+        first = context.cast(builder, first, signature.args[1], types.intp)
+        threshold = context.cast(builder, threshold, signature.args[2], types.int64)
+        data = context.make_array(signature.args[0])(context, builder, array).data
+        pointer = builder.bitcast(builder.gep(data, [first]), vector.as_pointer())
+        values = builder.load(pointer, align=1)
+        lane0 = builder.insert_element(
+            ir.Constant(vector, None), builder.trunc(threshold, lane), ir.Constant(ir.IntType(32), 0)
+        )
+        splat = builder.shuffle_vector(
+            lane0, ir.Constant(vector, None), ir.Constant(ir.VectorType(ir.IntType(32), 64), [0] * 64)
+        )
+        return builder.bitcast(builder.icmp_unsigned("<=", values, splat), ir.IntType(64))
+
+    return types.uint64(d, start, t), codegen
+
+
 jit = numba.njit(boundscheck=False, nogil=True, cache=True)  # compiled code cached on disk
+
+
+@jit
+def tail_mask(d, s, t):
+    """at_most_mask for the last, partial block: bit j set where d[s + j] <= t, s + j < len(d)."""
+    mask = np.uint64(0)
+    for j in range(d.shape[0] - s):
+        if d[s + j] <= t:
+            mask |= np.uint64(1) << np.uint64(j)
+    return mask
 
 
 @jit
@@ -111,11 +162,12 @@ def distances(words, q, d):
 
 @jit
 def count_at_most(d, t):
-    """How many distances are <= t (a vectorized pass over d)."""
+    """How many distances are <= t (0 <= t)."""
+    n64 = d.shape[0] - d.shape[0] % 64
     c = 0
-    for i in range(d.shape[0]):
-        c += d[i] <= t
-    return c
+    for s in range(0, n64, 64):
+        c += popcount(at_most_mask(d, s, t))
+    return c + popcount(tail_mask(d, n64, t))
 
 
 @jit
@@ -153,13 +205,14 @@ def kth_distance(d, k, bits):
 
 
 @jit
-def collect(d, lo, hi, t, take, ids, dist, m):
-    """Append rows lo..hi-1 at distance < t, and the first ``take`` at t, to the kept buffer."""
-    for i in range(lo, hi):
+def collect_bits(d, s, mask, t, take, ids, dist, m):
+    """Append the codes s + j of the mask's bits at distance < t, and the first ``take`` at t."""
+    while mask:
+        i = s + lowest_set_bit(mask)
+        mask &= mask - np.uint64(1)
         v = d[i]
-        if v < t or (v == t and take > 0):
-            if v == t:
-                take -= 1
+        if v < t or take > 0:
+            take -= v == t
             ids[m] = i
             dist[m] = v
             m += 1
@@ -167,12 +220,14 @@ def collect(d, lo, hi, t, take, ids, dist, m):
 
 
 @jit
-def keep_below(d, lo, hi, offset, k, bits, t, ids, dist, m):
-    """keep() each of rows lo..hi-1 (numbered from ``offset``) within the running threshold t."""
-    for i in range(lo, hi):
-        v = d[i]
-        if v <= t:
-            m, t = keep(ids, dist, m, k, bits, offset + i, v, t)
+def keep_bits(d, s, mask, offset, k, bits, t, ids, dist, m):
+    """keep() the codes s + j of the mask's bits (rows numbered from ``offset``) still within t,
+    which can drop on the way."""
+    while mask:
+        i = s + lowest_set_bit(mask)
+        mask &= mask - np.uint64(1)
+        if d[i] <= t:
+            m, t = keep(ids, dist, m, k, bits, offset + i, d[i], t)
     return m, t
 
 
@@ -181,16 +236,13 @@ def take_first_k(d, k, bits, ids, dist):
     """The k smallest (distance, row) of d into the kept buffer, in row order; returns t, their worst."""
     t, below = kth_distance(d, k, bits)
     take = k - below  # codes at distance t kept: the first ones in row order
-    n = d.shape[0]
-    n64 = n - n % 64
+    n64 = d.shape[0] - d.shape[0] % 64
     m = 0
     for s in range(0, n64, 64):
-        hits = 0
-        for j in range(64):  # written out here, not called: inlined, the loop vectorizes
-            hits += d[s + j] <= t
-        if hits > 0:
-            m, take = collect(d, s, s + 64, t, take, ids, dist, m)
-    collect(d, n64, n, t, take, ids, dist, m)
+        mask = at_most_mask(d, s, t)
+        if mask:
+            m, take = collect_bits(d, s, mask, t, take, ids, dist, m)
+    collect_bits(d, n64, tail_mask(d, n64, t), t, take, ids, dist, m)
     return t
 
 
@@ -215,15 +267,15 @@ def scan(words, q, k, d, ids, dist, out_d, out_i):
         size = min(chunk, n - c0)
         dc = d[:size]
         distances(words[c0 * w : (c0 + size) * w], q, dc)
-        for s in range(0, size - size % 64, 64):
+        n64 = size - size % 64
+        for s in range(0, n64, 64):
             if t < 0:
                 break
-            hits = 0
-            for j in range(64):  # as in take_first_k: a vectorized test of 64 codes
-                hits += dc[s + j] <= t
-            if hits > 0:
-                m, t = keep_below(dc, s, s + 64, c0, k, bits, t, ids, dist, m)
-        m, t = keep_below(dc, size - size % 64, size, c0, k, bits, t, ids, dist, m)
+            mask = at_most_mask(dc, s, t)
+            if mask:
+                m, t = keep_bits(dc, s, mask, c0, k, bits, t, ids, dist, m)
+        if t >= 0:
+            m, t = keep_bits(dc, n64, tail_mask(dc, n64, t), c0, k, bits, t, ids, dist, m)
     m, t = shrink(ids, dist, m, k, bits)
     sort_kept(ids, dist, m, bits, out_d, out_i)
 

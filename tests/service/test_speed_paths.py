@@ -54,6 +54,18 @@ def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k, chunk):
     assert np.array_equal(got_d, expected_d)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_threshold_masks_count_what_numpy_counts(dtype):
+    """The scan's 64-code vector masks (and the scalar one of a last partial block) at every
+    threshold from 0 to the largest distance its buffer can hold."""
+    kernels = pytest.importorskip("service.numba_kernels")
+    top = int(np.iinfo(dtype).max)
+    distances = np.random.default_rng(3).integers(0, top + 1, 64 * 5 + 37).astype(dtype)
+    for t in sorted({0, 1, 2, 127, 128, 200, 255, top - 1, top}):
+        for n in (0, 37, 64, 64 * 5 + 37):
+            assert kernels.count_at_most(distances[:n], t) == int((distances[:n] <= t).sum()), (t, n)
+
+
 @SCANS
 def test_the_kernel_buffer_shrinks_many_times(chunk):
     """k small against a large catalogue with heavy ties: the running threshold shrinks the kept
