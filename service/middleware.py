@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -34,7 +34,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or os.urandom(16).hex()  # uuid4().hex cost 4x more
         token = REQUEST_ID.set(request_id[:64])
         started = time.perf_counter()
         status = 500
