@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.direct import DirectRoutes
 from service.middleware import RequestMiddleware
 from service.routes import admin, health, model, recommend
 from service.settings import Settings
@@ -121,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (health.router, recommend.router, model.router, admin.router)
     for router in routers:
         app.include_router(router)
+    if settings.direct_routes:  # innermost of the middleware below, so CORS and metrics still apply
+        handlers = app.exception_handlers
+        app.add_middleware(DirectRoutes, routes={"/v1/recommend": recommend.recommend}, handlers=handlers)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
     routes = {getattr(route, "path", "") for router in routers for route in router.routes}

@@ -48,4 +48,7 @@ class Settings(BaseSettings):
         0.0, ge=0, le=50, description="Known-user searches wait this long to share one batch; 0: off."
     )
     microbatch_max: int = Field(64, ge=1, le=1024, description="Pending searches that start a batch at once.")
+    direct_routes: bool = Field(
+        True, description="POST /v1/recommend without FastAPI's routing layers (same answers); false: routed."
+    )
     log_level: str = Field("info")

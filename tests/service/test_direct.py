@@ -1,0 +1,95 @@
+"""POST /v1/recommend answered directly (service.direct) equals the answer routed through FastAPI."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def clients(trained):
+    """(direct, routed) clients on one store, caching off so every answer is computed."""
+    _, store = trained
+    common = {"store": store.root, "poll_interval_s": 0, "cache_enabled": False, "max_body_bytes": 4096}
+    direct = create_app(Settings(**common, direct_routes=True, cors_origins=["http://example.org"]))
+    routed = create_app(Settings(**common, direct_routes=False, cors_origins=["http://example.org"]))
+    with TestClient(direct) as a, TestClient(routed) as b:
+        yield a, b
+
+
+def requests(user: str, item: str) -> list[dict]:
+    """Valid, fallback and every kind of bad request."""
+    headers = {"content-type": "application/json", "origin": "http://example.org"}
+    bodies = [
+        {"user_id": user, "k": 5},
+        {"user_id": user, "k": 3, "exclude_seen": False, "candidates": 50, "exclude_items": [item]},
+        {"history": [item], "k": 4},
+        {"user_id": "nobody", "k": 2},
+        {"user_id": "nobody", "strict": True},
+        {"history": ["no-such-item"], "strict": True},
+        {"user_id": user, "k": 0},
+        {"user_id": user, "k": 100000},
+        {"user_id": user, "candidates": 10**6},
+        {"user_id": user, "k": "many"},
+        {"user_id": user, "surprise": 1},
+    ]
+    cases = [{"json": body, "headers": headers} for body in bodies]
+    cases += [
+        {"content": b"{not json", "headers": headers},
+        {"content": b"", "headers": headers},
+        {"content": b'{"user_id": "u"}', "headers": {"content-type": "text/plain"}},
+        {"content": b"[" * 5000, "headers": headers},  # over max_body_bytes: 413
+    ]
+    return cases
+
+
+def test_direct_answers_equal_routed_answers(clients, trained):
+    data, _ = trained
+    direct, routed = clients
+    for case in requests(str(data.user_ids[3]), str(data.item_ids[7])):
+        a = direct.post("/v1/recommend", **case)
+        b = routed.post("/v1/recommend", **case)
+        assert (a.status_code, a.json()) == (b.status_code, b.json()), case
+        for header in ("content-type", "access-control-allow-origin"):
+            assert a.headers.get(header) == b.headers.get(header), (header, case)
+        assert len(a.headers["x-request-id"]) == len(b.headers["x-request-id"]) == 32
+
+
+def test_other_methods_and_paths_fall_through_to_fastapi(clients):
+    direct, routed = clients
+    for method, path in (("GET", "/v1/recommend"), ("POST", "/v1/recommend/"), ("GET", "/healthz")):
+        a, b = direct.request(method, path), routed.request(method, path)
+        assert a.status_code == b.status_code, (method, path)
+    assert direct.get("/v1/recommend").status_code == 405
+
+
+def test_the_route_stays_in_the_openapi_document(clients):
+    direct, routed = clients
+    assert direct.get("/openapi.json").json() == routed.get("/openapi.json").json()
+
+
+def test_direct_requests_are_counted_in_the_metrics(clients, trained):
+    data, _ = trained
+    direct, _ = clients
+
+    def served() -> float:
+        text = direct.get("/metrics").text
+        line = next(
+            (
+                row
+                for row in text.splitlines()
+                if row.startswith("hashrec_requests_total{")
+                and 'route="/v1/recommend"' in row
+                and 'status="200"' in row
+                and 'method="POST"' in row
+            ),
+            "x 0",
+        )
+        return float(line.rsplit(" ", 1)[1])
+
+    before = served()
+    direct.post("/v1/recommend", json={"user_id": str(data.user_ids[1]), "k": 2})
+    assert served() == before + 1
