@@ -97,8 +97,29 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 3
     raise RuntimeError(f"service at {base} did not become ready")
 
 
+def cpu_description() -> str:
+    """The CPU model and its widest vector extension (the scan's speed depends on it)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    flags = set(
+        next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    )
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{model or platform.machine()} ({vector})"
+
+
+def hashrec_env() -> dict[str, str]:
+    """The HASHREC_* settings in the environment (they reach servers the script starts)."""
+    return {key: value for key, value in sorted(os.environ.items()) if key.startswith("HASHREC_")}
+
+
 def run_metadata() -> dict[str, object]:
-    """Date, machine and git commit, stored beside every result."""
+    """Date, machine, git commit and HASHREC_* settings, stored beside every result."""
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -106,6 +127,8 @@ def run_metadata() -> dict[str, object]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        "cpu": cpu_description(),
         "python": platform.python_version(),
         "commit": commit,
+        "hashrec_env": hashrec_env(),
     }

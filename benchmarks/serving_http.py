@@ -252,7 +252,9 @@ def main() -> None:
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "cpu": common.cpu_description(),
         "commit": commit.stdout.strip(),
+        "hashrec_env": common.hashrec_env(),
         "python": platform.python_version(),
         "versions": {
             p: md.version(p) for p in ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "faiss-cpu")
@@ -268,10 +270,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [
-        f"{meta['cpus']} CPUs, {meta['date']}, commit {meta['commit']}, python {meta['python']}, "
+        f"{meta['cpu']}, {meta['cpus']} CPUs, {meta['date']}, commit {meta['commit']}, "
+        f"python {meta['python']}, "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         + f"; {_generator_text(meta, args)}; "
-        f"{args.items:,} items, {args.users:,} users, k = 20, C = 200.",
+        f"{args.items:,} items, {args.users:,} users, k = 20, C = 200"
+        + "".join(f"; {key}={value}" for key, value in meta["hashrec_env"].items())
+        + ".",
         "",
         "| server process | endpoint | req/s (peak) | p50 ms | p99 ms | req/s at ~half peak | p50 ms "
         "| p99 ms | recommend / trivial |",
