@@ -22,13 +22,11 @@ import argparse
 import csv
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -242,20 +240,12 @@ def main() -> None:
             results[f"miss_mb{window:g}"] = measure(tmp / "store", port, False, args, tmp, window)
     import importlib.metadata as md
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
     wrk_version = ""
     if args.generator == "wrk":
         wrk_run = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
         wrk_version = wrk_run.stdout.split("\n")[0]
     meta = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "cpu": common.cpu_description(),
-        "commit": commit.stdout.strip(),
-        "hashrec_env": common.hashrec_env(),
-        "python": platform.python_version(),
+        **common.run_metadata(),
         "versions": {
             p: md.version(p) for p in ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "faiss-cpu")
         },
