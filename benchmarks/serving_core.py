@@ -17,7 +17,8 @@ final ranking against the exact inner-product top-20:
 - ``hnsw``: faiss IndexHNSWFlat (inner product, M = 16) for reference, efSearch the smallest of
   16..512 reaching the two-stage's Recall@20 (skipped above ``--hnsw-max``); ``nsg``: faiss
   IndexNSGFlat (R = 32) the same way: up to ``--nsg-max`` items NSG builds its own exact kNN
-  graph (quadratic), above that (up to ``--hnsw-max``) it is built on the HNSW index's 64-NN graph.
+  graph (quadratic), above that (up to ``--nsg-graph-max`` and ``--hnsw-max``) it is built on the
+  HNSW index's 64-NN graph.
 
 ``--codes learned`` trains the indexer's LearnedQuantizer projection on a 200k-item sample and
 4,000 training queries drawn like the evaluation queries, instead of the random projection.
@@ -28,6 +29,8 @@ flat Hamming scan alone (faiss and numba) in bytes of codes per second.
     flock /tmp/hashrec-heavy.lock python benchmarks/serving_core.py --sizes 40000 1000000
     flock /tmp/hashrec-heavy.lock python benchmarks/serving_core.py --sizes 40000 1000000 10000000 \
         --codes learned --out benchmarks/results/serving_core_10m
+    flock /tmp/hashrec-heavy.lock python benchmarks/serving_core.py --sizes 10000000 \
+        --codes learned --hnsw-max 10000000 --out benchmarks/results/serving_core_10m_hnsw
 """
 
 from __future__ import annotations
@@ -352,7 +355,8 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
             ef_search=ef,
             build_s=round(build_s, 1),
         )
-        if n > args.nsg_max:  # NSG's own kNN-graph build is quadratic: take the graph from HNSW
+        # NSG's own kNN-graph build is quadratic: above --nsg-max take the graph from HNSW.
+        if args.nsg_max < n <= args.nsg_graph_max:
             faiss.omp_set_num_threads(os.cpu_count() or 1)  # building only
             started = time.perf_counter()
             knn_graph = hnsw_knn_graph(hnsw, items, NSG_GRAPH_K)
@@ -547,6 +551,12 @@ def main() -> None:
         default=100_000,
         help="largest N whose NSG builds its own kNN graph (quadratic); above, up to --hnsw-max, "
         "the graph comes from the HNSW index",
+    )
+    parser.add_argument(
+        "--nsg-graph-max",
+        type=int,
+        default=1_000_000,
+        help="largest N that gets an NSG built on the HNSW graph (at 1M that took 929 s on 2 cores)",
     )
     parser.add_argument(
         "--codes", choices=("sign", "learned"), default="sign", help="how the 128-bit codes are made"
