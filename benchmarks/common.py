@@ -116,11 +116,20 @@ def hashrec_env() -> dict[str, str]:
     return {key: value for key, value in sorted(os.environ.items()) if key.startswith("HASHREC_")}
 
 
+def git_commit() -> str:
+    """The short commit of HEAD, with ``+dirty`` when tracked files differ from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False
+    )
+    return head.stdout.strip() + ("+dirty" if changed.stdout.strip() else "")
+
+
 def run_metadata() -> dict[str, object]:
     """Date, machine, git commit and HASHREC_* settings, stored beside every result."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = git_commit()
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),

@@ -67,6 +67,25 @@ def test_the_threshold_masks_count_what_numpy_counts(dtype):
             assert count_at_most(distances[:n], t) == int((distances[:n] <= t).sum()), (t, n)
 
 
+@pytest.mark.parametrize("words_per_code", [1, 2, 3, 4])
+def test_the_distance_loop_reads_only_its_own_codes(words_per_code):
+    """Distances of the first len(d) codes while the words run on (the next chunk, prefetched),
+    for every block and tail length, equal numpy's popcounts."""
+    from service.numba_kernels import distances
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (64 * 9 + 21, 8 * words_per_code), dtype=np.uint8)
+    words = codes.view(np.uint64).ravel()
+    query = codes[7]
+    expected = np.unpackbits(codes ^ query, axis=1).sum(axis=1)
+    for n in (0, 1, 63, 64, 64 * 4 + 5, len(codes)):
+        for start in (0, 64 * 3 + 1):
+            m = min(n, len(codes) - start)
+            got = np.empty(m, np.uint8)
+            distances(words[start * words_per_code :], query.view(np.uint64), got)
+            assert np.array_equal(got, expected[start : start + m]), (n, start)
+
+
 @SCANS
 def test_the_kernel_buffer_shrinks_many_times(chunk):
     """k small against a large catalogue with heavy ties: the running threshold shrinks the kept
