@@ -5,10 +5,10 @@ chunks of ``SCAN_CHUNK_ITEMS`` codes, small enough for their distances to stay i
 a chunk's distances in one branch-free loop (XOR + popcount, which LLVM turns into vector popcounts
 where the CPU has them; the codes 2 KiB ahead are prefetched in software), then tests 64 distances
 at a time against a threshold in one vector compare, whose 64-bit mask leads straight to the codes
-that can enter. The first chunk's k best are found
-by counting; later codes enter below a running threshold, and the kept buffer is shrunk to the k
-best by a counting sort when it fills. It returns what faiss does, exactly: the k smallest
-(distance, row) pairs in that order (``benchmarks/hamming_scan.py`` measures it against faiss).
+that can enter. The first chunk's k best are found by counting; later codes enter below a running
+threshold, and the kept buffer is shrunk to the k best by a counting sort when it fills. It returns
+what faiss does, exactly: the k smallest (distance, row) pairs in that order
+(``benchmarks/hamming_scan.py`` measures it against faiss).
 
 The fused search runs the whole query (scan, exclusions, first C kept, rerank, top-k) in one call,
 so a single request pays no per-step numpy overhead; it answers what ``service.search`` does in
