@@ -116,14 +116,23 @@ def hashrec_env() -> dict[str, str]:
     return {key: value for key, value in sorted(os.environ.items()) if key.startswith("HASHREC_")}
 
 
-def git_commit() -> str:
-    """The short commit of HEAD, with ``+dirty`` when tracked files differ from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=False
-    )
+def git_commit(*paths: str) -> str:
+    """The short commit of HEAD, with ``+dirty`` when tracked files (under ``paths``, if given)
+    differ from it; ``unknown`` outside a git checkout."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        )
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
     return head.stdout.strip() + ("+dirty" if changed.stdout.strip() else "")
 
 

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -32,6 +31,8 @@ import scipy.sparse as sp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import common  # noqa: E402
 
 from indexer.compression import METHODS  # noqa: E402
 from indexer.metrics import recall_ndcg  # noqa: E402
@@ -138,34 +139,8 @@ def key(dataset: str, method: str, budget: float, encoder: str) -> str:
     return f"{dataset}|{encoder}|{method}|{budget:g}"
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "indexer", "benchmarks/compression.py"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return out.stdout.strip() + ("+local changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    return f"{common.cpu_description()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def grid(dataset: str, args: argparse.Namespace) -> list[tuple[str, float]]:
@@ -248,7 +223,7 @@ def run(args: argparse.Namespace) -> None:
     invocation = {
         "machine": machine(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git_commit(),
+        "commit": common.git_commit("indexer", "benchmarks/compression.py"),
         "command": " ".join(["python benchmarks/compression.py", *sys.argv[1:]]),
         "wall_seconds": round(time.perf_counter() - invocation_started),
         "settings": {

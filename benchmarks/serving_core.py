@@ -39,12 +39,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import common
 import faiss
 import numpy as np
 
@@ -420,25 +420,11 @@ def log(message: str) -> None:
 def meta(codes: str) -> dict[str, Any]:
     import numba
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "service"], capture_output=True, text=True, check=False
-    )
-    model = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        "",
-    )
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{model}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB",
-        "commit": commit.stdout.strip() + ("+dirty(service)" if dirty.stdout.strip() else ""),
+        "machine": f"{common.cpu_description()}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB",
+        "commit": common.git_commit("service"),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "faiss": faiss.__version__,
@@ -549,8 +535,8 @@ def main() -> None:
         "--nsg-max",
         type=int,
         default=100_000,
-        help="largest N whose NSG builds its own kNN graph (quadratic); above, up to --hnsw-max, "
-        "the graph comes from the HNSW index",
+        help="largest N whose NSG builds its own kNN graph (quadratic); above, up to --nsg-graph-max "
+        "and --hnsw-max, the graph comes from the HNSW index",
     )
     parser.add_argument(
         "--nsg-graph-max",

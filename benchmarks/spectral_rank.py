@@ -15,11 +15,11 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common
 import numpy as np
 
 from indexer.data import load_interactions
@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         row = {"rank": rank, "power": power, "bytes_per_item": 4 * rank, **metrics}
         logging.info(json.dumps(row))
         rows.append(row)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return {
         "data": str(args.data),
         "svd_seconds": round(svd_seconds, 1),
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "commit": commit.stdout.strip(),
+            "commit": common.git_commit(),
         },
         "rows": rows,
     }
