@@ -145,3 +145,31 @@ def two_stage_kernel(
         out_i.fill(-1)
         out_s.fill(-np.inf)
     return out_i, out_s
+
+
+def two_stage_user_kernel(
+    model: Any, row: int, k: int, n_candidates: int, exclude_seen: bool, chunk: int = SCAN_CHUNK_ITEMS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Known user ``row``'s :func:`two_stage_kernel` answer, read from the model's own arrays.
+
+    ``model`` is a ``ServingModel`` whose scan is this module's (``user_words`` set) and whose
+    seen rows are sorted; with ``exclude_seen`` its seen rows are skipped. Returns the valid
+    (rows int64, scores float32) only, best first. ImportError without numba.
+    """
+    kernels = _compiled()
+    if kernels is None:
+        raise ImportError("the numba kernels need numba")
+    return kernels.two_stage_user(  # type: ignore[no-any-return]
+        model.scan_words,
+        model.user_words,
+        model.user_embeddings,
+        model.query_scale,
+        model.seen_indptr,
+        model.seen_indices,
+        model.kernel_rerank_items,
+        row,
+        k,
+        n_candidates,
+        chunk,
+        exclude_seen,
+    )

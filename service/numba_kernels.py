@@ -445,26 +445,74 @@ def insert_top(top_i, top_s, size, row, score):
 
 
 @jit
-def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vectors, k, d, out_i, out_s):
+def rerank_one(words, q, query, targets, ex_rows, lo, end, d, scratch, top_i, top_s):
+    """One query's two-stage answer into top_i / top_s (capacity k, descending); returns how many.
+
+    The Hamming top-``fetch`` (the scratch's size) of code q, the first ``n_candidates`` of them
+    not in ``ex_rows[lo:end]`` (sorted), each scored by ``dot`` with query and kept in the top
+    list; the rest is padded -1 / -inf.
+    """
+    ids, dist, hd, hi, cand = scratch
+    fetch, n_candidates = hi.shape[0], cand.shape[0]
+    scan(words, q, fetch, d, ids, dist, hd, hi)
+    kept = 0
+    for j in range(fetch):  # Hamming order: the first n_candidates rows not excluded
+        row = hi[j]
+        if is_excluded(ex_rows, lo, end, row):
+            continue
+        cand[kept] = row
+        kept += 1
+        if kept == n_candidates:
+            break
+    top = 0
+    for j in range(kept):
+        top = insert_top(top_i, top_s, top, cand[j], dot(targets, cand[j], query))
+    for j in range(top, top_i.shape[0]):
+        top_i[j] = -1
+        top_s[j] = -np.inf
+    return top
+
+
+@jit
+def rerank_scratch(fetch, n_candidates):
+    """Buffers of rerank_one for a Hamming top-fetch: the scan's kept buffer, its sorted output
+    (distances, rows) and the candidates."""
     ids, dist = buffers(fetch)
-    hd = np.empty(fetch, np.int32)
-    hi = np.empty(fetch, np.int64)
-    cand = np.empty(n_candidates, np.int64)
+    return ids, dist, np.empty(fetch, np.int32), np.empty(fetch, np.int64), np.empty(n_candidates, np.int64)
+
+
+@jit
+def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vectors, k, d, out_i, out_s):
+    scratch = rerank_scratch(fetch, n_candidates)
     for r in range(queries.shape[0]):
-        scan(words, queries[r], fetch, d, ids, dist, hd, hi)
         lo, end = ex_ptr[r], ex_ptr[r + 1]
-        kept = 0
-        for j in range(fetch):  # Hamming order: the first n_candidates rows not excluded
-            row = hi[j]
-            if is_excluded(ex_rows, lo, end, row):
-                continue
-            cand[kept] = row
-            kept += 1
-            if kept == n_candidates:
-                break
-        top = 0
-        for j in range(kept):
-            top = insert_top(out_i[r], out_s[r], top, cand[j], dot(targets, cand[j], vectors[r]))
-        for j in range(top, k):
-            out_i[r, j] = -1
-            out_s[r, j] = -np.inf
+        rerank_one(words, queries[r], vectors[r], targets, ex_rows, lo, end, d, scratch, out_i[r], out_s[r])
+
+
+@jit
+def two_stage_user(words, codes, vectors, scale, seen_ptr, seen, targets, row, k, n_candidates, chunk, skip):
+    """User ``row``'s answer, skipping its ``seen`` rows (sorted CSR) if ``skip``: (rows, scores).
+
+    ``codes`` and ``vectors`` are every user's (uint64 words, float32); ``two_stage``'s other
+    inputs are read here from these arrays, so a request makes one compiled call. Only the
+    valid entries are returned.
+    """
+    w = codes.shape[1]
+    n = words.shape[0] // w
+    lo = seen_ptr[row]
+    end = seen_ptr[row + 1] if skip else lo
+    fetch = min(n, n_candidates + (end - lo))
+    query = vectors[row] * scale
+    top_i = np.empty(k, np.int64)
+    top_s = np.empty(k, np.float32)
+    top = 0
+    if fetch > 0 and n_candidates > 0:
+        scratch = rerank_scratch(fetch, n_candidates)
+        size = min(n, max(chunk, fetch))
+        if w < 4:  # distances below 256 fit in uint8
+            d8 = np.empty(size, np.uint8)
+            top = rerank_one(words, codes[row], query, targets, seen, lo, end, d8, scratch, top_i, top_s)
+        else:
+            d16 = np.empty(size, np.uint16)
+            top = rerank_one(words, codes[row], query, targets, seen, lo, end, d16, scratch, top_i, top_s)
+    return top_i[:top], top_s[:top]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.kernels import two_stage_kernel
+from service.kernels import two_stage_kernel, two_stage_user_kernel
 from service.model import ServingModel
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -256,6 +256,21 @@ class TwoStageSearcher(Searcher):
         wanted = self.candidates if self.candidates is not None else k * self.oversample
         return max(k, min(wanted, self.max_candidates))
 
+    def search_user(
+        self, row: int, k: int, exclude_seen: bool = True, candidates: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Known user ``row``'s top-k (valid item rows, scores), excluding its seen items if asked.
+
+        One compiled call that reads the model's arrays itself: a single request pays none of
+        :meth:`search`'s per-step numpy work. None where that call cannot serve (faiss scans,
+        or the artifact's seen rows are not sorted); :meth:`search` answers the same then.
+        """
+        model = self.model
+        if model.user_words is None or not model.seen_sorted:
+            return None
+        n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
+        return two_stage_user_kernel(model, row, k, n_candidates, exclude_seen)
+
     def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""
         n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
@@ -265,9 +280,7 @@ class TwoStageSearcher(Searcher):
         words = self.model.scan_words
         if words is not None:  # one numba call for the whole query
             ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
-            targets = self.model.rerank_items
-            if targets.dtype == np.float16:  # numba has no float16 type: the kernel reads the bits
-                targets = targets.view(np.uint16)
+            targets = self.model.kernel_rerank_items  # float16 as its bits: numba has no float16
             items, scores = two_stage_kernel(
                 words, codes, np.ascontiguousarray(query), targets, k, n_candidates, ptr, rows
             )

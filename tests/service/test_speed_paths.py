@@ -10,16 +10,24 @@ import pytest
 
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
-from service.kernels import SCAN_CHUNK_ITEMS, two_stage_kernel
+from service.kernels import SCAN_CHUNK_ITEMS, two_stage_kernel, two_stage_user_kernel
 from service.model import (
     ServingModel,
     build_binary_index,
     flat_recall,
     hamming_knn_kernel,
     quantize_int8,
+    rows_sorted,
     tune_nprobe,
 )
-from service.search import ExactSearcher, TwoStageSearcher, _sorted_exclusions, hamming_candidates
+from service.recommender import Recommender
+from service.search import (
+    ExactSearcher,
+    SearchResult,
+    TwoStageSearcher,
+    _sorted_exclusions,
+    hamming_candidates,
+)
 from tests.conftest import planted_arrays
 
 numba = pytest.importorskip("numba")
@@ -172,6 +180,86 @@ def test_the_fused_search_does_not_depend_on_the_chunk(kernel_and_faiss):
     many = two_stage_kernel(*args, chunk=300)
     assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
     assert (one[0] >= 0).all()
+
+
+def with_seen(arrays: dict[str, np.ndarray], seen: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays with the given users' seen rows replaced (CSR rebuilt, rows as given)."""
+    ptr, rows = arrays["seen_indptr"], arrays["seen_indices"]
+    lists = [seen.get(u, rows[ptr[u] : ptr[u + 1]]) for u in range(len(ptr) - 1)]
+    lengths = np.array([len(x) for x in lists], np.int64)
+    out = dict(arrays)
+    out["seen_indptr"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    out["seen_indices"] = np.concatenate(lists).astype(np.int32)
+    return out
+
+
+@pytest.mark.parametrize("rerank_dtype", ["float32", "float16", "int8"])
+@pytest.mark.parametrize("k, candidates", [(1, 1), (20, None), (20, 600), (50, 3000)])
+def test_the_single_user_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, k, candidates):
+    """One known user in one compiled call answers what faiss + numpy do for that user, with and
+    without the seen rows, for users who saw nothing, half the catalogue or all of it."""
+    n_items = kernel_and_faiss[0].n_items
+    arrays = with_seen(
+        kernel_and_faiss[0].arrays,
+        {0: np.arange(n_items), 1: np.empty(0, np.int32), 2: np.arange(0, n_items, 2)},
+    )
+    fast = ServingModel.from_arrays("fast", arrays, hamming_kernel="numba", rerank_dtype=rerank_dtype)
+    plain = ServingModel.from_arrays("plain", arrays, hamming_kernel="faiss", rerank_dtype=rerank_dtype)
+    assert fast.seen_sorted
+    for user in range(30):
+        for exclude_seen in (True, False):
+            found = TwoStageSearcher(fast).search_user(user, k, exclude_seen, candidates)
+            assert found is not None
+            rows, scores = found
+            padded = SearchResult(
+                np.concatenate([rows, np.full(k - len(rows), -1)])[None],
+                np.concatenate([scores, np.full(k - len(rows), -np.inf, np.float32)])[None],
+            )
+            exclude = [plain.seen(user)] if exclude_seen else None
+            expected = TwoStageSearcher(plain).search(
+                plain.user_embeddings[[user]], plain.user_codes[[user]], k, exclude, candidates
+            )
+            assert len(rows) == (expected.items[0] >= 0).sum()
+            assert_same_ranking(padded, expected)
+    assert len(TwoStageSearcher(fast).search_user(0, k)[0]) == 0  # type: ignore[index]
+
+
+def test_the_single_user_kernel_does_not_depend_on_the_chunk(kernel_and_faiss):
+    fast = kernel_and_faiss[0]
+    for user in range(20):
+        one = two_stage_user_kernel(fast, user, 20, 150, True)
+        many = two_stage_user_kernel(fast, user, 20, 150, True, chunk=300)
+        assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
+
+
+def test_for_user_answers_what_for_users_does(model, arrays):
+    """The route's single-user call, through the kernel and (seen rows unsorted, or faiss
+    scanning) through the batched search: the same pairs."""
+    unsorted = with_seen(arrays, {3: model.seen(3)[::-1].copy()})
+    models = [
+        model,
+        ServingModel.from_arrays("unsorted", unsorted),
+        ServingModel.from_arrays("faiss", arrays, hamming_kernel="faiss"),
+    ]
+    assert model.seen_sorted and len(model.seen(3)) > 1 and not models[1].seen_sorted
+    for served in models:
+        recommender = Recommender(served, TwoStageSearcher(served))
+        fast_path = recommender.searcher.search_user(0, 10) is not None
+        assert fast_path == (served is model)
+        for user in range(20):
+            for exclude_seen in (True, False):
+                single = recommender.for_user(user, 10, exclude_seen)
+                batched = recommender.for_users(np.array([user]), 10, exclude_seen)[0]
+                assert [i for i, _ in single] == [i for i, _ in batched]
+                np.testing.assert_allclose([s for _, s in single], [s for _, s in batched], rtol=1e-6)
+
+
+def test_rows_sorted_allows_a_drop_only_at_a_row_start():
+    assert rows_sorted(np.array([0, 2, 2, 4]), np.array([3, 5, 1, 2]))
+    assert rows_sorted(np.array([0]), np.array([], np.int32))
+    assert not rows_sorted(np.array([0, 3]), np.array([1, 5, 4]))
+    assert rows_sorted(np.array([0, 1, 3]), np.array([7, 2, 2]))  # 7 | 2 2
+    assert not rows_sorted(np.array([0, 1, 3]), np.array([7, 3, 2]))
 
 
 def loop_candidates(model, codes, n_candidates, exclude):
