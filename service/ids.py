@@ -34,7 +34,7 @@ class IdIndex:
         """The row of ``key``, or ``default`` when unknown."""
         if len(key) > self._width:  # longer than every id: numpy would truncate it into a match
             return default
-        pos = int(np.searchsorted(self._sorted, key))
+        pos = int(self._sorted.searchsorted(key))  # the method: np.searchsorted adds a wrapper call
         if pos < len(self._sorted) and self._sorted[pos] == key:
             return int(self._order[pos])
         return default
