@@ -12,7 +12,9 @@ what faiss does, exactly: the k smallest (distance, row) pairs in that order
 
 The fused search runs the whole query (scan, exclusions, first C kept, rerank, top-k) in one call,
 so a single request pays no per-step numpy overhead; it answers what ``service.search`` does in
-numpy, scores up to float32 rounding (tests/service/test_speed_paths.py).
+numpy, scores up to float32 rounding (tests/service/test_speed_paths.py). For one known user
+(the common cache miss) ``two_stage_user_kernel`` also reads the user's code, vector and seen rows
+from the model's arrays, so the request makes a single compiled call.
 Without numba, ``kernels_available()`` is False and the numpy/faiss path serves.
 """
 
