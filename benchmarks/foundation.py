@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,7 +35,7 @@ PUBLISHED = {
 }
 
 
-def evaluate(searcher: Searcher, test, k: int = 20) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def evaluate(searcher: Searcher | AsymmetricSearcher, test, k: int = 20) -> dict[str, float]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     result = evaluate_rankings(lambda users, kk: searcher.search_users(users, kk).items, test, ks=(k,))
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "dim": int(users.shape[1]),
                 "bits": bits,
                 "train_seconds": round(train_seconds, 1),
-                "epochs_run": len(encoder_config.get("history", [])),
+                "epochs_run": len(cast("list[object]", encoder_config.get("history", []))),
                 **({"encoder_search": encoder_config["history"]} if encoder == "gfcf" else {}),
                 "full": full,
                 "hamming": evaluate(HammingSearcher(model), data.test),
@@ -152,29 +153,29 @@ def machine() -> dict[str, object]:
 
 
 def write_report(
-    result: dict[str, object], out: Path, candidates: list[int], plot_candidates: list[int] | None = None
+    result: dict[str, Any], out: Path, candidates: list[int], plot_candidates: list[int] | None = None
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    rows = result["rows"]  # type: ignore[index]
-    m = result["machine"]  # type: ignore[index]
+    rows = result["rows"]
+    m = result["machine"]
     head = (
         "| encoder | codes | dim | bits | bytes/item (codes + float32) | train s | codes s | "
         "full R@20 | full N@20 | "
         "Hamming R@20 | " + " | ".join(f"served C={c} R@20 | N@20" for c in candidates) + " |"
     )
     lines = [
-        f"Data: `{result['data']}`. Machine: {m['cpus']} CPUs, Python {m['python']}, "  # type: ignore[index]
+        f"Data: `{result['data']}`. Machine: {m['cpus']} CPUs, Python {m['python']}, "
         f"{m['date']}, commit {m['commit']}.",
         *[
             f"Merged from `{src['run']}` ({src['machine']['date']}, commit {src['machine']['commit']})."
-            for src in result.get("merged_from", [])  # type: ignore[attr-defined]
+            for src in result.get("merged_from", [])
         ],
         "",
         head,
         "|" + "---|" * (10 + 2 * len(candidates)),
     ]
-    for row in rows:  # type: ignore[union-attr]
+    for row in rows:
         cells = [
             row["encoder"],
             row.get("quantizer", "sign"),
@@ -190,7 +191,7 @@ def write_report(
         for c in candidates:
             cells += [row[f"served_c{c}"]["recall@20"], row[f"served_c{c}"]["ndcg@20"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    asymmetric = [row for row in rows if "asymmetric" in row]  # type: ignore[union-attr]
+    asymmetric = [row for row in rows if "asymmetric" in row]
     if asymmetric:
         lines += [
             "",
@@ -220,7 +221,7 @@ def plot(rows: list[dict], path: Path, candidates: list[int]) -> None:  # type: 
 
     fig, ax = plt.subplots(figsize=(8, 5))
     groups = sorted({(r["encoder"], r.get("quantizer", "sign")) for r in rows})
-    palette = plt.get_cmap("tab10").colors
+    palette = [plt.get_cmap("tab10")(i) for i in range(10)]
     for group_index, (encoder, quantizer) in enumerate(groups):
         mine = [r for r in rows if r["encoder"] == encoder and r.get("quantizer", "sign") == quantizer]
         mine.sort(key=lambda r: r["bits"])

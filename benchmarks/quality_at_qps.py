@@ -130,7 +130,7 @@ def plot(rows: list[dict[str, Any]], path: Path, meta: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = (("exact", "s"), ("hamming", "^"), ("flat", "o"), ("ivf", "D"))
+    markers: tuple[tuple[str, str], ...] = (("exact", "s"), ("hamming", "^"), ("flat", "o"), ("ivf", "D"))
     markers += (("flat float16", "v"), ("flat int8", "P"))
     for method, marker in markers:
         mine = [r for r in rows if r["method"] == method]  # in the order of the setting

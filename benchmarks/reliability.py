@@ -166,10 +166,12 @@ def scenario_damaged_reloads(ctx: dict, seconds: float) -> dict[str, object]:  #
     """While under load, three new versions appear: truncated array, bad checksum, newer format."""
     store = ModelStore(ctx["store"])
     good = store.current()
+    if good is None:
+        raise SystemExit("damaged reloads: the store has no current version to restore")
     service = start_service(
         ctx["store"], free_port_for(ctx), {"HASHREC_POLL_INTERVAL_S": "1", "HASHREC_CACHE_ENABLED": "false"}
     )
-    damages: list[Callable[[Path], None]] = [
+    damages: list[Callable[[Path], object]] = [
         lambda d: (d / "item_embeddings.npy").write_bytes((d / "item_embeddings.npy").read_bytes()[:-8]),
         lambda d: (d / "user_codes.npy").write_bytes(b"\x00" + (d / "user_codes.npy").read_bytes()[1:]),
         lambda d: (d / "manifest.json").write_text(

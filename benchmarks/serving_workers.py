@@ -77,9 +77,10 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cache = "hits" if r["cache"] else "off (misses)"
+        cached = "hits" if r["cache"] else "off (misses)"
         lines.append(
-            f"| {r['workers']} | {cache} | {r['rps']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['non_2xx']} |"
+            f"| {r['workers']} | {cached} | {r['rps']:,.0f} | {r['p50_ms']} | {r['p99_ms']} "
+            f"| {r['non_2xx']} |"
         )
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -18,6 +18,7 @@ import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import common
 import numpy as np
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def write_report(result: dict[str, object], out: Path) -> None:
+def write_report(result: dict[str, Any], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,24 +75,24 @@ def write_report(result: dict[str, object], out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    m = result["machine"]  # type: ignore[index]
+    m = result["machine"]
     lines = [
         f"Data `{result['data']}`; randomized SVD at the largest rank {result['svd_seconds']} s; "
-        f"{m['cpus']} CPUs, Python {m['python']}, {m['date']}, commit {m['commit']}.",  # type: ignore[index]
+        f"{m['cpus']} CPUs, Python {m['python']}, {m['date']}, commit {m['commit']}.",
         "",
         "| rank | p | bytes/item (float32 vector) | full R@20 | full N@20 |",
         "|---|---|---|---|---|",
     ]
-    rows = result["rows"]  # type: ignore[index]
-    for row in rows:  # type: ignore[union-attr]
+    rows = result["rows"]
+    for row in rows:
         lines.append(
             f"| {row['rank']} | {row['power']:g} | {row['bytes_per_item']:,} | "
             f"{row['recall@20']:.4f} | {row['ndcg@20']:.4f} |"
         )
     (out / "results.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(6, 4))
-    for power in sorted({row["power"] for row in rows}):  # type: ignore[union-attr]
-        mine = [row for row in rows if row["power"] == power]  # type: ignore[union-attr]
+    for power in sorted({row["power"] for row in rows}):
+        mine = [row for row in rows if row["power"] == power]
         ax.plot([r["rank"] for r in mine], [r["recall@20"] for r in mine], marker="o", label=f"p = {power:g}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("rank (float32 vector length)")

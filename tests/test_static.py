@@ -1,4 +1,4 @@
-"""Lint and types as part of the suite: ruff (check and format) on the repository, mypy on the packages."""
+"""Lint and types as part of the suite: ruff (check and format) on the repository, mypy on the packages and the benchmark scripts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["indexer", "service", "model_store", "hashrec", "loadtest"]
+PACKAGES = ["indexer", "service", "model_store", "hashrec", "loadtest", "benchmarks"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
