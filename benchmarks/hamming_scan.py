@@ -7,7 +7,9 @@ one query per call, in one thread, for
 - ``numba_<chunk>``: ``service.kernels.hamming_knn_kernel`` scanning in chunks of that many codes
   (each chunk's distances in one vectorized pass, then a vectorized threshold test per 64 codes);
   ``numba_all`` scans the whole catalogue as one chunk. The service uses
-  ``service.kernels.SCAN_CHUNK_ITEMS``.
+  ``service.kernels.SCAN_CHUNK_ITEMS``. With ``--prefetch-bytes``, each numba scan is timed at
+  each software prefetch distance given (``numba_<chunk>_pf<bytes>``, 0: none), side by side in
+  one run; otherwise at this CPU's default (``service.kernels.default_prefetch_bytes``).
 
 Every method must return faiss's exact top-C (distances, rows and tie order) on the first 50
 queries, or the script stops. Codes are sign codes of serving_core.py's clustered vectors under a
@@ -32,11 +34,29 @@ sys.path.insert(0, str(Path(__file__).parent))
 import common
 from serving_core import dram_bandwidth, generate, rate
 
-from service.kernels import SCAN_CHUNK_ITEMS, hamming_knn_kernel
+from service.kernels import SCAN_CHUNK_ITEMS, default_prefetch_bytes, hamming_knn_kernel
 
 
-def method_names(chunks: list[int]) -> list[str]:
-    return ["faiss", *(f"numba_{c}" if c else "numba_all" for c in chunks)]
+def numba_methods(chunks: list[int], prefetch: list[int] | None) -> dict[str, tuple[int, int | None]]:
+    """Name -> (chunk, prefetch bytes) of each numba scan timed; without ``prefetch``, the CPU's
+    default prefetch and names without a suffix."""
+    found: dict[str, tuple[int, int | None]] = {}
+    for c in chunks:
+        base = f"numba_{c}" if c else "numba_all"
+        for p in prefetch if prefetch is not None else [None]:
+            found[base if p is None else f"{base}_pf{p}"] = (c, p)
+    return found
+
+
+def method_names(config: dict[str, Any]) -> list[str]:
+    return ["faiss", *numba_methods(config["chunks"], config.get("prefetch_bytes"))]
+
+
+def service_method(config: dict[str, Any]) -> str:
+    """The method that scans as the service does here: its chunk and this CPU's prefetch."""
+    if config.get("prefetch_bytes") is None:
+        return f"numba_{SCAN_CHUNK_ITEMS}"
+    return f"numba_{SCAN_CHUNK_ITEMS}_pf{config['default_prefetch_bytes']}"
 
 
 def sign_codes(vectors: np.ndarray, bits: int, seed: int = 0) -> np.ndarray:
@@ -50,15 +70,17 @@ def sign_codes(vectors: np.ndarray, bits: int, seed: int = 0) -> np.ndarray:
     return codes
 
 
-def searches(codes: np.ndarray, queries: np.ndarray, c: int, chunks: list[int]) -> dict[str, Any]:
+def searches(codes: np.ndarray, queries: np.ndarray, c: int, args: argparse.Namespace) -> dict[str, Any]:
     """Each method as fn(lo, hi) -> (distances, rows) over query rows lo..hi-1."""
     index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
     index.add(codes)
     words = codes.view(np.uint64).ravel()
     found: dict[str, Any] = {"faiss": lambda lo, hi: index.search(queries[lo:hi], c)}
-    for name, chunk in zip(method_names(chunks)[1:], chunks, strict=True):
+    for name, (chunk, prefetch) in numba_methods(args.chunks, args.prefetch_bytes).items():
         size = chunk or len(codes)
-        found[name] = lambda lo, hi, size=size: hamming_knn_kernel(words, queries[lo:hi], c, size)
+        found[name] = lambda lo, hi, size=size, prefetch=prefetch: hamming_knn_kernel(
+            words, queries[lo:hi], c, size, prefetch
+        )
     return found
 
 
@@ -66,7 +88,7 @@ def run(n: int, bits: int, args: argparse.Namespace, bandwidth: float) -> dict[s
     items, queries = generate(n, args.queries, seed=n % 1000)
     codes, query_codes = sign_codes(items, bits), sign_codes(queries, bits)
     del items
-    found = searches(codes, query_codes, args.candidates, args.chunks)
+    found = searches(codes, query_codes, args.candidates, args)
     expected = found["faiss"](0, 50)
     row: dict[str, Any] = {"n_items": n, "bits": bits}
     for name in found:
@@ -87,13 +109,15 @@ def write(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     m = results["meta"]
-    names = method_names(results["config"]["chunks"])
-    service = f"numba_{SCAN_CHUNK_ITEMS}"
+    names = method_names(results["config"])
+    service = service_method(results["config"])
     lines = [
         f"{m['cpus']} CPUs, {m['date']}, commit {m['commit']}, faiss {m['faiss']}; one thread, one "
         f"query per call, exact top-{results['config']['candidates']}; DRAM read bandwidth "
         f"{results['dram_gb_s']} GB/s. Every method returned faiss's exact top-C (checked on 50 "
-        f"queries). Queries/s; the service scans in chunks of {SCAN_CHUNK_ITEMS:,} codes.",
+        f"queries). Queries/s; the service scans in chunks of {SCAN_CHUNK_ITEMS:,} codes and, on this "
+        f"CPU, prefetches {results['config']['default_prefetch_bytes']} bytes ahead (`_pf<bytes>`: "
+        "the prefetch distance timed).",
         "",
         f"| items | bits | {' | '.join(names)} | {service} / faiss | best, fraction of DRAM bandwidth |",
         "|---|---|" + "---|" * (len(names) + 2),
@@ -120,7 +144,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, len(bits_list), figsize=(5 * len(bits_list), 4), squeeze=False)
     for ax, bits in zip(axes[0], bits_list, strict=True):
         runs = [r for r in results["runs"] if r["bits"] == bits]
-        for name in method_names(results["config"]["chunks"]):
+        for name in method_names(results["config"]):
             ax.plot([r["n_items"] for r in runs], [r[name]["qps_1"] for r in runs], "o-", label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -147,6 +171,12 @@ def main() -> None:
         default=[8192, SCAN_CHUNK_ITEMS, 131072, 0],
         help="numba scan chunk sizes to time; 0: the whole catalogue as one chunk",
     )
+    parser.add_argument(
+        "--prefetch-bytes",
+        type=int,
+        nargs="+",
+        help="time each numba scan at each of these prefetch distances (0: none); default: the CPU's",
+    )
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--budget-s", type=float, default=2.0, help="seconds per throughput measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hamming_scan"))
@@ -158,6 +188,8 @@ def main() -> None:
     config = {
         "candidates": args.candidates,
         "chunks": args.chunks,
+        "prefetch_bytes": args.prefetch_bytes,
+        "default_prefetch_bytes": default_prefetch_bytes(),
         "queries": args.queries,
         "budget_s": args.budget_s,
     }

@@ -147,6 +147,8 @@ class ServingModel:
     loaded_at: float = field(default_factory=time.time)
     hamming_kernel: str = "auto"
     rerank_dtype: str = "float32"
+    #: How far ahead the numba scan prefetches codes; None: the CPU's default (kernels.prefetch_words).
+    scan_prefetch_bytes: int | None = None
 
     def __post_init__(self) -> None:
         # Plain ndarray views of the (mmapped) arrays: the same shared pages, without np.memmap's
@@ -172,6 +174,8 @@ class ServingModel:
         self.popular_order = np.argsort(-popularity, kind="stable")[:20_000].astype(np.int64)
         if self.hamming_kernel not in HAMMING_KERNELS:
             raise ValueError(f"hamming_kernel must be one of {HAMMING_KERNELS}, got {self.hamming_kernel!r}")
+        if self.scan_prefetch_bytes is not None and self.scan_prefetch_bytes < 0:
+            raise ValueError(f"scan_prefetch_bytes must be >= 0, got {self.scan_prefetch_bytes}")
         if self.rerank_dtype not in RERANK_DTYPES:
             raise ValueError(f"rerank_dtype must be one of {RERANK_DTYPES}, got {self.rerank_dtype!r}")
         self.index_kind = index_kind(self.binary_index)
@@ -231,8 +235,8 @@ class ServingModel:
     ) -> ServingModel:
         """Serve arrays held in memory (the indexer evaluates a model this way before publishing).
 
-        ``binary_index`` defaults to an exact flat index; ``options`` are ``hamming_kernel`` and
-        ``rerank_dtype``.
+        ``binary_index`` defaults to an exact flat index; ``options`` are ``hamming_kernel``,
+        ``rerank_dtype`` and ``scan_prefetch_bytes``.
         """
         index = binary_index if binary_index is not None else build_binary_index(arrays["item_codes"])
         return cls(version=version, arrays=arrays, binary_index=index, **options)
@@ -240,7 +244,7 @@ class ServingModel:
     @classmethod
     def from_artifact(cls, artifact: Artifact, **options: Any) -> ServingModel:
         """Serve a verified artifact: arrays mmapped, the index (flat or IVF) read after its
-        checksum matched. ``options``: ``hamming_kernel``, ``rerank_dtype``."""
+        checksum matched. ``options``: ``hamming_kernel``, ``rerank_dtype``, ``scan_prefetch_bytes``."""
         arrays = dict(check_recommender(artifact))  # with the optional arrays present
         # mmap: several workers share the page cache instead of one copy each.
         flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
@@ -274,7 +278,7 @@ class ServingModel:
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         k = min(k, self.n_items)
         if self.scan_words is not None:
-            return hamming_knn_kernel(self.scan_words, codes, k)
+            return hamming_knn_kernel(self.scan_words, codes, k, prefetch_bytes=self.scan_prefetch_bytes)
         if nprobe is not None and self.index_kind == "ivf":
             distances, items = self.binary_index.search(
                 codes, k, params=faiss.SearchParametersIVF(nprobe=nprobe)

@@ -282,7 +282,15 @@ class TwoStageSearcher(Searcher):
             ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
             targets = self.model.kernel_rerank_items  # float16 as its bits: numba has no float16
             items, scores = two_stage_kernel(
-                words, codes, np.ascontiguousarray(query), targets, k, n_candidates, ptr, rows
+                words,
+                codes,
+                np.ascontiguousarray(query),
+                targets,
+                k,
+                n_candidates,
+                ptr,
+                rows,
+                prefetch_bytes=self.model.scan_prefetch_bytes,
             )
             return SearchResult(items, scores)
         cand, _ = hamming_candidates(self.model, codes, n_candidates, exclude)

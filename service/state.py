@@ -73,7 +73,10 @@ class ServiceState:
         """Verify, load and smoke-test a version (blocking; runs in a worker thread)."""
         artifact = self.store.open(version)
         model = ServingModel.from_artifact(
-            artifact, hamming_kernel=self.settings.hamming_kernel, rerank_dtype=self.settings.rerank_dtype
+            artifact,
+            hamming_kernel=self.settings.hamming_kernel,
+            rerank_dtype=self.settings.rerank_dtype,
+            scan_prefetch_bytes=self.settings.scan_prefetch_bytes,
         )
         searcher = TwoStageSearcher(model, self.settings.oversample, self.settings.max_candidates)
         recommender = Recommender(model, searcher)

@@ -1,4 +1,5 @@
-"""Lint and types as part of the suite: ruff (check and format) on the repository, mypy on the packages and the benchmark scripts."""
+"""Lint and types as part of the suite: ruff (check and format) on the repository, mypy on the
+packages and the benchmark scripts."""
 
 from __future__ import annotations
 

@@ -167,3 +167,21 @@ def test_admin_routes_are_off_without_a_token(trained):
 def test_no_traceback_in_errors(client):
     response = client.post("/v1/recommend", content=b"\xff\xfe", headers={"content-type": "application/json"})
     assert response.status_code == 422 and "Traceback" not in response.text
+
+
+def test_the_scan_prefetch_is_set_from_the_environment(trained, monkeypatch):
+    """HASHREC_SCAN_PREFETCH_BYTES reaches the model; answers do not depend on it; < 0 is refused."""
+    _, store = trained
+    answers = []
+    for value in ("0", "4096"):
+        monkeypatch.setenv("HASHREC_SCAN_PREFETCH_BYTES", value)
+        settings = Settings(store=store.root, poll_interval_s=0, cache_enabled=False)
+        with TestClient(create_app(settings)) as client:
+            model = client.app.state.service.loaded.model  # type: ignore[attr-defined]
+            assert model.scan_prefetch_bytes == int(value) and model.scan == "numba"
+            users = model.user_ids[:5].tolist()
+            answers.append([recommend(client, user_id=user, k=10)["items"] for user in users])
+    assert answers[0] == answers[1]
+    monkeypatch.setenv("HASHREC_SCAN_PREFETCH_BYTES", "-1")
+    with pytest.raises(ValueError, match="scan_prefetch_bytes"):
+        Settings(store=store.root)

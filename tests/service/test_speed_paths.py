@@ -10,7 +10,14 @@ import pytest
 
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
-from service.kernels import SCAN_CHUNK_ITEMS, two_stage_kernel, two_stage_user_kernel
+from service.kernels import (
+    INTEL_PREFETCH_BYTES,
+    SCAN_CHUNK_ITEMS,
+    default_prefetch_bytes,
+    prefetch_words,
+    two_stage_kernel,
+    two_stage_user_kernel,
+)
 from service.model import (
     ServingModel,
     build_binary_index,
@@ -75,8 +82,9 @@ def test_the_threshold_masks_count_what_numpy_counts(dtype):
             assert count_at_most(distances[:n], t) == int((distances[:n] <= t).sum()), (t, n)
 
 
+@pytest.mark.parametrize("ahead", [0, 8, 256])
 @pytest.mark.parametrize("words_per_code", [1, 2, 3, 4])
-def test_the_distance_loop_reads_only_its_own_codes(words_per_code):
+def test_the_distance_loop_reads_only_its_own_codes(words_per_code, ahead):
     """Distances of the first len(d) codes while the words run on (the next chunk, prefetched),
     for every block and tail length, equal numpy's popcounts."""
     from service.numba_kernels import distances
@@ -90,12 +98,13 @@ def test_the_distance_loop_reads_only_its_own_codes(words_per_code):
         for start in (0, 64 * 3 + 1):
             m = min(n, len(codes) - start)
             got = np.empty(m, np.uint8)
-            distances(words[start * words_per_code :], query.view(np.uint64), got)
+            distances(words[start * words_per_code :], query.view(np.uint64), got, ahead)
             assert np.array_equal(got, expected[start : start + m]), (n, start)
 
 
+@pytest.mark.parametrize("prefetch_bytes", [0, 2048, None])
 @SCANS
-def test_the_kernel_buffer_shrinks_many_times(chunk):
+def test_the_kernel_buffer_shrinks_many_times(chunk, prefetch_bytes):
     """k small against a large catalogue with heavy ties: the running threshold shrinks the kept
     buffer many times, and the first chunk's k-th distance has many ties."""
     codes = clustered_codes(200_003, 16, seed=3, flip=0.02)
@@ -104,8 +113,44 @@ def test_the_kernel_buffer_shrinks_many_times(chunk):
     flat.add(codes)
     for k in (1, 33, 2048):
         expected_d, expected_i = flat.search(queries, k)
-        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, chunk)
+        got_d, got_i = hamming_knn_kernel(codes.view(np.uint64).ravel(), queries, k, chunk, prefetch_bytes)
         assert np.array_equal(got_i, expected_i) and np.array_equal(got_d, expected_d)
+
+
+@pytest.mark.parametrize(
+    "vendor, expected", [("GenuineIntel", INTEL_PREFETCH_BYTES), ("AuthenticAMD", 0), (None, 0)]
+)
+def test_the_scan_prefetches_by_default_on_intel_only(tmp_path, vendor, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    if vendor is not None:
+        cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 6\n")
+    assert default_prefetch_bytes(cpuinfo) == expected
+
+
+def test_prefetch_distances_are_whole_cache_lines():
+    assert prefetch_words(0) == 0 and prefetch_words(2048) == 256 and prefetch_words(100) == 8
+    assert prefetch_words(None) == default_prefetch_bytes() // 8
+    with pytest.raises(ValueError, match="prefetch_bytes"):
+        prefetch_words(-64)
+    with pytest.raises(ValueError, match="scan_prefetch_bytes"):
+        ServingModel.from_arrays("bad", planted_arrays(), scan_prefetch_bytes=-1)
+
+
+def test_served_answers_do_not_depend_on_the_prefetch(kernel_and_faiss):
+    arrays = kernel_and_faiss[0].arrays
+    answers = []
+    for prefetch_bytes in (0, 64, 2048):
+        model = ServingModel.from_arrays(
+            "p", arrays, hamming_kernel="numba", scan_prefetch_bytes=prefetch_bytes
+        )
+        searcher = TwoStageSearcher(model, candidates=100)
+        batched = searcher.search_users(np.arange(30), 20)
+        single = [searcher.search_user(u, 20) for u in range(30)]
+        answers.append((batched.items, batched.scores, single))
+    for items, scores, single in answers[1:]:
+        assert np.array_equal(items, answers[0][0]) and np.array_equal(scores, answers[0][1])
+        for (rows, values), (rows0, values0) in zip(single, answers[0][2], strict=True):  # type: ignore[misc]
+            assert np.array_equal(rows, rows0) and np.array_equal(values, values0)
 
 
 def assert_same_ranking(a, b, tol: float = 1e-5) -> None:
