@@ -5,9 +5,9 @@ chunks of ``SCAN_CHUNK_ITEMS`` codes, small enough for their distances to stay i
 a chunk's distances in one branch-free loop (XOR + popcount, which LLVM turns into vector popcounts
 where the CPU has them; on Intel CPUs the codes 2 KiB ahead are prefetched in software), then tests
 64 distances at a time against a threshold in one vector compare, whose 64-bit mask leads straight
-to the codes that can enter. The first chunk's k best are found by counting; later codes enter below a running
-threshold, and the kept buffer is shrunk to the k best by a counting sort when it fills. It returns
-what faiss does, exactly: the k smallest (distance, row) pairs in that order
+to the codes that can enter. The first chunk's k best are found by counting; later codes enter
+below a running threshold, and the kept buffer is shrunk to the k best by a counting sort when it
+fills. It returns what faiss does, exactly: the k smallest (distance, row) pairs in that order
 (``benchmarks/hamming_scan.py`` measures it against faiss).
 
 The fused search runs the whole query (scan, exclusions, first C kept, rerank, top-k) in one call,
@@ -196,8 +196,8 @@ def two_stage_user_kernel(
 
     ``model`` is a ``ServingModel`` whose scan is this module's (``user_words`` set) and whose
     seen rows are sorted; with ``exclude_seen`` its seen rows are skipped; it prefetches as the
-    model's ``scan_prefetch_bytes`` says. Returns the valid
-    (rows int64, scores float32) only, best first. ImportError without numba.
+    model's ``scan_prefetch_bytes`` says. Returns the valid (rows int64, scores float32) only,
+    best first. ImportError without numba.
     """
     kernels = _compiled()
     if kernels is None:
