@@ -42,13 +42,19 @@ class ReloadRefused(RuntimeError):
 
 
 def smoke_test(recommender: Recommender) -> None:
-    """One real query through the new model before it may serve."""
+    """Real queries through the new model before it may serve: one batched, one single-user.
+
+    Both paths run, so their compiled kernels are loaded (or compiled) here, not on a request.
+    """
     model = recommender.model
     if model.n_users == 0 or model.n_items == 0:
         raise ReloadRefused(f"version {model.version} has no users or items")
-    answer = recommender.for_users(np.array([0]), k=min(10, model.n_items), exclude_seen=False)[0]
-    if not answer or not all(np.isfinite(score) for _, score in answer):
-        raise ReloadRefused(f"version {model.version} failed the smoke query")
+    k = min(10, model.n_items)
+    batched = recommender.for_users(np.array([0]), k=k, exclude_seen=False)[0]
+    single = recommender.for_user(0, k=k, exclude_seen=False)
+    for answer in (batched, single):
+        if not answer or not all(np.isfinite(score) for _, score in answer):
+            raise ReloadRefused(f"version {model.version} failed the smoke query")
 
 
 @dataclass

@@ -7,13 +7,19 @@ import shutil
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from indexer.build import IndexConfig, build_index
 from model_store import ModelStore
 from service.app import create_app
 from service.coalesce import Coalescer
+from service.model import ServingModel
+from service.recommender import Recommender
+from service.search import TwoStageSearcher
 from service.settings import Settings
+from service.state import ReloadRefused, smoke_test
+from tests.conftest import planted_arrays
 from tests.service.redis_server import free_port, start_redis
 
 
@@ -196,3 +202,25 @@ async def test_coalesced_failure_reaches_every_caller():
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+def test_the_smoke_query_runs_both_search_paths_and_refuses_nan(monkeypatch):
+    """Before a model serves, a batched and a single-user query run (so both compiled paths are
+    ready before the first request); a model whose answers are not finite is refused."""
+    arrays = planted_arrays()
+    model = ServingModel.from_arrays("ok", arrays)
+    called: list[str] = []
+    for name in ("for_users", "for_user"):
+        original = getattr(Recommender, name)
+        monkeypatch.setattr(
+            Recommender,
+            name,
+            lambda self, *a, _f=original, _n=name, **kw: called.append(_n) or _f(self, *a, **kw),
+        )
+    smoke_test(Recommender(model, TwoStageSearcher(model)))
+    assert sorted(called) == ["for_user", "for_users"]
+    broken = dict(arrays, user_embeddings=arrays["user_embeddings"].copy())
+    broken["user_embeddings"][0] = np.nan
+    bad = ServingModel.from_arrays("bad", broken)
+    with pytest.raises(ReloadRefused, match="smoke"):
+        smoke_test(Recommender(bad, TwoStageSearcher(bad)))
