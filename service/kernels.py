@@ -61,6 +61,8 @@ def _import_kernels() -> Any:
     return numba_kernels
 
 
+_NO_ROWS = np.empty(0, np.int64)
+
 #: Codes per chunk of the scan: 32 KiB of uint8 distances (64 KiB for codes of 256 bits or more).
 SCAN_CHUNK_ITEMS = 1 << 15
 
@@ -190,12 +192,19 @@ def two_stage_kernel(
 
 
 def two_stage_user_kernel(
-    model: Any, row: int, k: int, n_candidates: int, exclude_seen: bool, chunk: int = SCAN_CHUNK_ITEMS
+    model: Any,
+    row: int,
+    k: int,
+    n_candidates: int,
+    exclude_seen: bool,
+    exclude_rows: np.ndarray | None = None,
+    chunk: int = SCAN_CHUNK_ITEMS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Known user ``row``'s :func:`two_stage_kernel` answer, read from the model's own arrays.
 
     ``model`` is a ``ServingModel`` whose scan is this module's (``user_words`` set) and whose
-    seen rows are sorted; with ``exclude_seen`` its seen rows are skipped; it prefetches as the
+    seen rows are sorted; with ``exclude_seen`` its seen rows are skipped, and ``exclude_rows``
+    (sorted, int64) in any case; it prefetches as the
     model's ``scan_prefetch_bytes`` says. Returns the valid (rows int64, scores float32) only,
     best first. ImportError without numba.
     """
@@ -215,5 +224,6 @@ def two_stage_user_kernel(
         n_candidates,
         chunk,
         exclude_seen,
+        exclude_rows if exclude_rows is not None else _NO_ROWS,
         prefetch_words(model.scan_prefetch_bytes),
     )

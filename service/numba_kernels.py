@@ -487,10 +487,27 @@ def two_stage(words, queries, fetch, n_candidates, ex_ptr, ex_rows, targets, vec
 
 
 @jit
+def merged(seen, lo, end, extra):
+    """``seen[lo:end]`` and ``extra``, both sorted, as one sorted int64 array."""
+    a, b = end - lo, extra.shape[0]
+    out = np.empty(a + b, np.int64)
+    i = j = 0
+    for p in range(a + b):
+        if j >= b or (i < a and seen[lo + i] <= extra[j]):
+            out[p] = seen[lo + i]
+            i += 1
+        else:
+            out[p] = extra[j]
+            j += 1
+    return out
+
+
+@jit
 def two_stage_user(
-    words, codes, vectors, scale, seen_ptr, seen, targets, row, k, n_candidates, chunk, skip, ahead
+    words, codes, vectors, scale, seen_ptr, seen, targets, row, k, n_candidates, chunk, skip, extra, ahead
 ):
-    """User ``row``'s answer, skipping its ``seen`` rows (sorted CSR) if ``skip``: (rows, scores).
+    """User ``row``'s answer, skipping its ``seen`` rows (sorted CSR) if ``skip`` and the sorted
+    ``extra`` rows: (rows, scores).
 
     ``codes`` and ``vectors`` are every user's (uint64 words, float32); ``two_stage``'s other
     inputs are read here from these arrays, so a request makes one compiled call. Only the
@@ -499,8 +516,8 @@ def two_stage_user(
     w = codes.shape[1]
     n = words.shape[0] // w
     lo = seen_ptr[row]
-    end = seen_ptr[row + 1] if skip else lo
-    fetch = min(n, n_candidates + (end - lo))
+    excluded = merged(seen, lo, seen_ptr[row + 1] if skip else lo, extra)
+    fetch = min(n, n_candidates + excluded.shape[0])
     query = vectors[row] * scale
     top_i = np.empty(k, np.int64)
     top_s = np.empty(k, np.float32)
@@ -508,14 +525,15 @@ def two_stage_user(
     if fetch > 0 and n_candidates > 0:
         scratch = rerank_scratch(fetch, n_candidates)
         size = min(n, max(chunk, fetch))
+        m = excluded.shape[0]
         if w < 4:  # distances below 256 fit in uint8
             d8 = np.empty(size, np.uint8)
             top = rerank_one(
-                words, codes[row], query, targets, seen, lo, end, d8, scratch, top_i, top_s, ahead
+                words, codes[row], query, targets, excluded, 0, m, d8, scratch, top_i, top_s, ahead
             )
         else:
             d16 = np.empty(size, np.uint16)
             top = rerank_one(
-                words, codes[row], query, targets, seen, lo, end, d16, scratch, top_i, top_s, ahead
+                words, codes[row], query, targets, excluded, 0, m, d16, scratch, top_i, top_s, ahead
             )
     return top_i[:top], top_s[:top]

@@ -74,14 +74,21 @@ class Recommender:
         )
         return [self._pairs(result.items[i], result.scores[i]) for i in range(len(user_rows))]
 
-    def for_user(self, row: int, k: int, exclude_seen: bool = True, candidates: int | None = None) -> Pairs:
-        """One known user's two-stage top-k: ``for_users`` for that user, without extra exclusions.
+    def for_user(
+        self,
+        row: int,
+        k: int,
+        exclude_seen: bool = True,
+        candidates: int | None = None,
+        exclude_items: np.ndarray | None = None,
+    ) -> Pairs:
+        """One known user's two-stage top-k: what ``for_users`` answers for that user.
 
         Answered by one compiled call where the flat kernel serves (``search_user``).
         """
-        found = self.searcher.search_user(row, k, exclude_seen, candidates)
+        found = self.searcher.search_user(row, k, exclude_seen, candidates, exclude_items)
         if found is None:
-            return self.for_users(np.array([row]), k, exclude_seen, None, candidates)[0]
+            return self.for_users(np.array([row]), k, exclude_seen, exclude_items, candidates)[0]
         items, scores = found
         return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
 

@@ -257,9 +257,15 @@ class TwoStageSearcher(Searcher):
         return max(k, min(wanted, self.max_candidates))
 
     def search_user(
-        self, row: int, k: int, exclude_seen: bool = True, candidates: int | None = None
+        self,
+        row: int,
+        k: int,
+        exclude_seen: bool = True,
+        candidates: int | None = None,
+        exclude_items: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Known user ``row``'s top-k (valid item rows, scores), excluding its seen items if asked.
+        """Known user ``row``'s top-k (valid item rows, scores), excluding its seen items if asked
+        and ``exclude_items`` (item rows) always.
 
         One compiled call that reads the model's arrays itself: a single request pays none of
         :meth:`search`'s per-step numpy work. None where that call cannot serve (faiss scans,
@@ -269,7 +275,10 @@ class TwoStageSearcher(Searcher):
         if model.user_words is None or not model.seen_sorted:
             return None
         n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
-        return two_stage_user_kernel(model, row, k, n_candidates, exclude_seen)
+        extra = None
+        if exclude_items is not None and len(exclude_items):
+            extra = np.unique(np.asarray(exclude_items, dtype=np.int64))
+        return two_stage_user_kernel(model, row, k, n_candidates, exclude_seen, extra)
 
     def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""

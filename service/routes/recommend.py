@@ -83,11 +83,8 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
     started = time.perf_counter()
     try:
         user_row = loaded.model.user_index.get(body.user_id) if body.user_id is not None else None
-        if user_row is not None and not len(exclude):
-            return recommender.for_user(user_row, body.k, body.exclude_seen, body.candidates), False
         if user_row is not None:
-            rows = np.array([user_row])
-            return recommender.for_users(rows, body.k, body.exclude_seen, exclude, body.candidates)[0], False
+            return recommender.for_user(user_row, body.k, body.exclude_seen, body.candidates, exclude), False
         if body.history:
             rows = _item_rows(loaded, body.history, "history", body.strict)
             if len(rows):

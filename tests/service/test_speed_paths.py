@@ -4,6 +4,8 @@ loop, batched answers equal unbatched ones, float16 rerank and binary IVF keep t
 
 from __future__ import annotations
 
+import itertools
+
 import faiss
 import numpy as np
 import pytest
@@ -242,7 +244,8 @@ def with_seen(arrays: dict[str, np.ndarray], seen: dict[int, np.ndarray]) -> dic
 @pytest.mark.parametrize("k, candidates", [(1, 1), (20, None), (20, 600), (50, 3000)])
 def test_the_single_user_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, k, candidates):
     """One known user in one compiled call answers what faiss + numpy do for that user, with and
-    without the seen rows, for users who saw nothing, half the catalogue or all of it."""
+    without the seen rows and extra excluded items (unsorted, repeated, some also seen), for users
+    who saw nothing, half the catalogue or all of it."""
     n_items = kernel_and_faiss[0].n_items
     arrays = with_seen(
         kernel_and_faiss[0].arrays,
@@ -251,21 +254,26 @@ def test_the_single_user_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_d
     fast = ServingModel.from_arrays("fast", arrays, hamming_kernel="numba", rerank_dtype=rerank_dtype)
     plain = ServingModel.from_arrays("plain", arrays, hamming_kernel="faiss", rerank_dtype=rerank_dtype)
     assert fast.seen_sorted
-    for user in range(30):
-        for exclude_seen in (True, False):
-            found = TwoStageSearcher(fast).search_user(user, k, exclude_seen, candidates)
-            assert found is not None
-            rows, scores = found
-            padded = SearchResult(
-                np.concatenate([rows, np.full(k - len(rows), -1)])[None],
-                np.concatenate([scores, np.full(k - len(rows), -np.inf, np.float32)])[None],
-            )
-            exclude = [plain.seen(user)] if exclude_seen else None
-            expected = TwoStageSearcher(plain).search(
-                plain.user_embeddings[[user]], plain.user_codes[[user]], k, exclude, candidates
-            )
-            assert len(rows) == (expected.items[0] >= 0).sum()
-            assert_same_ranking(padded, expected)
+    rng = np.random.default_rng(k)
+    for user, exclude_seen in itertools.product(range(30), (True, False)):
+        extra = rng.integers(0, n_items, 60) if user % 3 else None
+        if extra is not None:
+            extra[:3] = plain.seen(user)[:3] if len(plain.seen(user)) >= 3 else extra[:3]
+        found = TwoStageSearcher(fast).search_user(user, k, exclude_seen, candidates, extra)
+        assert found is not None
+        rows, scores = found
+        padded = SearchResult(
+            np.concatenate([rows, np.full(k - len(rows), -1)])[None],
+            np.concatenate([scores, np.full(k - len(rows), -np.inf, np.float32)])[None],
+        )
+        excluded = [plain.seen(user)] if exclude_seen else []
+        excluded += [extra] if extra is not None else []
+        exclude = [np.concatenate(excluded)] if excluded else None
+        expected = TwoStageSearcher(plain).search(
+            plain.user_embeddings[[user]], plain.user_codes[[user]], k, exclude, candidates
+        )
+        assert len(rows) == (expected.items[0] >= 0).sum()
+        assert_same_ranking(padded, expected)
     assert len(TwoStageSearcher(fast).search_user(0, k)[0]) == 0  # type: ignore[index]
 
 
@@ -291,12 +299,12 @@ def test_for_user_answers_what_for_users_does(model, arrays):
         recommender = Recommender(served, TwoStageSearcher(served))
         fast_path = recommender.searcher.search_user(0, 10) is not None
         assert fast_path == (served is model)
-        for user in range(20):
-            for exclude_seen in (True, False):
-                single = recommender.for_user(user, 10, exclude_seen)
-                batched = recommender.for_users(np.array([user]), 10, exclude_seen)[0]
-                assert [i for i, _ in single] == [i for i, _ in batched]
-                np.testing.assert_allclose([s for _, s in single], [s for _, s in batched], rtol=1e-6)
+        for user, exclude_seen in itertools.product(range(20), (True, False)):
+            extra = np.array([user, 7, 7, 3 * user + 1]) if user % 2 else None
+            single = recommender.for_user(user, 10, exclude_seen, None, extra)
+            batched = recommender.for_users(np.array([user]), 10, exclude_seen, extra)[0]
+            assert [i for i, _ in single] == [i for i, _ in batched]
+            np.testing.assert_allclose([s for _, s in single], [s for _, s in batched], rtol=1e-6)
 
 
 def test_rows_sorted_allows_a_drop_only_at_a_row_start():
