@@ -118,7 +118,7 @@ class Recommender:
     def similar(self, item_row: int, k: int, candidates: int | None = None) -> Pairs:
         """Items nearest to an item: Hamming candidates on item codes, cosine rerank."""
         model = self.model
-        c = max(k, candidates if candidates is not None else self.searcher.n_candidates(k))
+        c = self.searcher.n_candidates(k, candidates)
         codes = np.asarray(model.item_codes[[item_row]], dtype=np.uint8)
         cand, _ = hamming_candidates(model, codes, c, [np.array([item_row])])
         valid = cand[0] >= 0

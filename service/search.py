@@ -251,8 +251,11 @@ class TwoStageSearcher(Searcher):
         self.max_candidates = max_candidates
         self.candidates = candidates
 
-    def n_candidates(self, k: int) -> int:
-        """C for a request of k items: never below k, never above max_candidates."""
+    def n_candidates(self, k: int, candidates: int | None = None) -> int:
+        """C for a request of k items: never below k; a request's own ``candidates`` if given,
+        else the searcher's, never above max_candidates."""
+        if candidates is not None:
+            return max(k, candidates)
         wanted = self.candidates if self.candidates is not None else k * self.oversample
         return max(k, min(wanted, self.max_candidates))
 
@@ -274,7 +277,7 @@ class TwoStageSearcher(Searcher):
         model = self.model
         if model.user_words is None or not model.seen_sorted:
             return None
-        n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
+        n_candidates = self.n_candidates(k, candidates)
         extra = None
         if exclude_items is not None and len(exclude_items):
             extra = np.unique(np.asarray(exclude_items, dtype=np.int64))
@@ -282,7 +285,7 @@ class TwoStageSearcher(Searcher):
 
     def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""
-        n_candidates = max(k, candidates) if candidates is not None else self.n_candidates(k)
+        n_candidates = self.n_candidates(k, candidates)
         query = vectors.astype(np.float32, copy=False)
         if self.model.rerank_scale is not None:
             query = query * self.model.rerank_scale
