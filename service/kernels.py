@@ -3,7 +3,7 @@
 faiss's IndexBinaryFlat keeps a heap per query and pays for it per code. The scan here works in
 chunks of ``SCAN_CHUNK_ITEMS`` codes, small enough for their distances to stay in cache: it computes
 a chunk's distances in one branch-free loop (XOR + popcount, which LLVM turns into vector popcounts
-where the CPU has them; on Intel CPUs the codes 2 KiB ahead are prefetched in software), then tests
+where the CPU has them; the codes 2 KiB ahead are prefetched in software except on AMD Zen 4), then tests
 64 distances at a time against a threshold in one vector compare, whose 64-bit mask leads straight
 to the codes that can enter. The first chunk's k best are found by counting; later codes enter
 below a running threshold, and the kept buffer is shrunk to the k best by a counting sort when it
@@ -67,22 +67,43 @@ _NO_ROWS = np.empty(0, np.int64)
 SCAN_CHUNK_ITEMS = 1 << 15
 
 
-#: Software prefetch distance of the scan on Intel CPUs: 2 KiB of codes ahead. Measured at 10M
-#: items (benchmarks/serving.md): 1.2-1.6x faster on an Intel AVX-512 machine, but 0.7-0.8x on an
-#: AMD Zen 4 machine, whose hardware prefetchers keep up alone; so other CPUs do not prefetch.
-INTEL_PREFETCH_BYTES = 2048
+#: Software prefetch distance of the scan: 2 KiB of codes ahead. Measured at 10M items
+#: (benchmarks/serving.md): 1.2-1.6x faster on an Intel AVX-512 machine and 1.05-1.4x on an AMD
+#: Zen 3 (AVX2), but 0.7-0.8x on an AMD Zen 4, whose hardware prefetchers keep up alone.
+PREFETCH_BYTES = 2048
+
+
+def prefetches(vendor: str, family: int, model: int) -> bool:
+    """Whether the scan prefetches on this x86 CPU: yes on Intel and on AMD before Zen 4.
+
+    Zen 4 is AMD family 25 (0x19) from model 0x10; later families (Zen 5) are taken to be like
+    it, unmeasured.
+    """
+    if vendor == "GenuineIntel":
+        return True
+    if vendor == "AuthenticAMD":
+        return family < 25 or (family == 25 and model < 0x10)
+    return False
 
 
 def default_prefetch_bytes(cpuinfo: Path = Path("/proc/cpuinfo")) -> int:
-    """The scan's prefetch distance for this CPU: ``INTEL_PREFETCH_BYTES`` on Intel, else 0 (off)."""
+    """The scan's prefetch distance for this CPU: ``PREFETCH_BYTES`` where :func:`prefetches`
+    says so, else 0 (off, also where ``cpuinfo`` cannot be read)."""
+    fields: dict[str, str] = {}
     try:
         with cpuinfo.open() as lines:
-            vendor = next(
-                (line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), ""
-            )
+            for line in lines:
+                if not line.strip():
+                    break  # the first CPU's block is enough: every core is alike
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         return 0
-    return INTEL_PREFETCH_BYTES if vendor == "GenuineIntel" else 0
+    try:
+        family, model = int(fields.get("cpu family", "0")), int(fields.get("model", "0"))
+    except ValueError:
+        return 0
+    return PREFETCH_BYTES if prefetches(fields.get("vendor_id", ""), family, model) else 0
 
 
 @functools.cache

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
         None,
         ge=0,
         le=1 << 20,
-        description="How far ahead the numba scan prefetches codes; 0: off; unset: 2048 on Intel CPUs, "
-        "0 elsewhere (measured: faster on Intel, slower on AMD Zen 4).",
+        description="How far ahead the numba scan prefetches codes; 0: off; unset: 2048 except on AMD "
+        "Zen 4 and later (measured: faster on Intel and AMD Zen 3, slower on AMD Zen 4).",
     )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
     microbatch_window_ms: float = Field(

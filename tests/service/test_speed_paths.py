@@ -13,7 +13,7 @@ import pytest
 from model_store import ModelStore
 from model_store.schema import ITEM_INDEX_FILE
 from service.kernels import (
-    INTEL_PREFETCH_BYTES,
+    PREFETCH_BYTES,
     SCAN_CHUNK_ITEMS,
     default_prefetch_bytes,
     prefetch_words,
@@ -120,13 +120,30 @@ def test_the_kernel_buffer_shrinks_many_times(chunk, prefetch_bytes):
 
 
 @pytest.mark.parametrize(
-    "vendor, expected", [("GenuineIntel", INTEL_PREFETCH_BYTES), ("AuthenticAMD", 0), (None, 0)]
+    "vendor, family, model, expected",
+    [
+        ("GenuineIntel", 6, 167, PREFETCH_BYTES),  # measured: faster
+        ("AuthenticAMD", 25, 1, PREFETCH_BYTES),  # Zen 3, measured: faster
+        ("AuthenticAMD", 23, 49, PREFETCH_BYTES),  # Zen 2, like Zen 3 (unmeasured)
+        ("AuthenticAMD", 25, 17, 0),  # Zen 4, measured: slower
+        ("AuthenticAMD", 26, 2, 0),  # Zen 5, like Zen 4 (unmeasured)
+        ("HygonGenuine", 24, 1, 0),
+        (None, None, None, 0),
+    ],
 )
-def test_the_scan_prefetches_by_default_on_intel_only(tmp_path, vendor, expected):
+def test_the_scan_prefetches_by_default_except_on_amd_zen_4(tmp_path, vendor, family, model, expected):
     cpuinfo = tmp_path / "cpuinfo"
     if vendor is not None:
-        cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 6\n")
+        block = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+        other = "processor\t: 1\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 167\n"
+        cpuinfo.write_text(block + "\n" + other)  # the first CPU's block decides
     assert default_prefetch_bytes(cpuinfo) == expected
+
+
+def test_an_unreadable_cpu_family_turns_the_prefetch_off(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("vendor_id\t: GenuineIntel\ncpu family\t: six\nmodel\t\t: 1\n")
+    assert default_prefetch_bytes(cpuinfo) == 0
 
 
 def test_prefetch_distances_are_whole_cache_lines():
