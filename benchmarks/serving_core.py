@@ -542,7 +542,8 @@ def main() -> None:
         "--nsg-graph-max",
         type=int,
         default=1_000_000,
-        help="largest N that gets an NSG built on the HNSW graph (at 1M that took 929 s on 2 cores)",
+        help="largest N that gets an NSG built on the HNSW graph (at 1M that took 929 s on 2 cores; "
+        "it grows as N^1.8: benchmarks/nsg_build.py)",
     )
     parser.add_argument(
         "--codes", choices=("sign", "learned"), default="sign", help="how the 128-bit codes are made"
