@@ -248,3 +248,35 @@ def two_stage_user_kernel(
         exclude_rows if exclude_rows is not None else _NO_ROWS,
         prefetch_words(model.scan_prefetch_bytes),
     )
+
+
+def two_stage_query_kernel(
+    model: Any,
+    code: np.ndarray,
+    vector: np.ndarray,
+    k: int,
+    n_candidates: int,
+    exclude_rows: np.ndarray,
+    chunk: int = SCAN_CHUNK_ITEMS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One query's :func:`two_stage_kernel` answer against ``model``'s arrays, in one call.
+
+    ``code`` is the query's packed uint8 code, ``vector`` its float32 vector (scaled here by the
+    model's ``query_scale``), ``exclude_rows`` the rows to skip (sorted, int64). ``model`` is as
+    for :func:`two_stage_user_kernel`. Returns the valid (rows int64, scores float32) only, best
+    first. ImportError without numba.
+    """
+    kernels = _compiled()
+    if kernels is None:
+        raise ImportError("the numba kernels need numba")
+    return kernels.two_stage_query(  # type: ignore[no-any-return]
+        model.scan_words,
+        np.ascontiguousarray(code, dtype=np.uint8).view(np.uint64),
+        np.ascontiguousarray(vector, dtype=np.float32) * model.query_scale,
+        model.kernel_rerank_items,
+        exclude_rows,
+        k,
+        n_candidates,
+        chunk,
+        prefetch_words(model.scan_prefetch_bytes),
+    )

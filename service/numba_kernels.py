@@ -503,6 +503,28 @@ def merged(seen, lo, end, extra):
 
 
 @jit
+def two_stage_query(words, code, query, targets, excluded, k, n_candidates, chunk, ahead):
+    """One query's answer: Hamming top-C of ``code`` (uint64 words) not in the sorted
+    ``excluded`` rows, reranked by ``query`` (already scaled); the valid (rows, scores) only."""
+    n = words.shape[0] // code.shape[0]
+    fetch = min(n, n_candidates + excluded.shape[0])
+    top_i = np.empty(k, np.int64)
+    top_s = np.empty(k, np.float32)
+    top = 0
+    if fetch > 0 and n_candidates > 0:
+        scratch = rerank_scratch(fetch, n_candidates)
+        size = min(n, max(chunk, fetch))
+        m = excluded.shape[0]
+        if code.shape[0] < 4:  # distances below 256 fit in uint8
+            d8 = np.empty(size, np.uint8)
+            top = rerank_one(words, code, query, targets, excluded, 0, m, d8, scratch, top_i, top_s, ahead)
+        else:
+            d16 = np.empty(size, np.uint16)
+            top = rerank_one(words, code, query, targets, excluded, 0, m, d16, scratch, top_i, top_s, ahead)
+    return top_i[:top], top_s[:top]
+
+
+@jit
 def two_stage_user(
     words, codes, vectors, scale, seen_ptr, seen, targets, row, k, n_candidates, chunk, skip, extra, ahead
 ):
@@ -513,27 +535,8 @@ def two_stage_user(
     inputs are read here from these arrays, so a request makes one compiled call. Only the
     valid entries are returned.
     """
-    w = codes.shape[1]
-    n = words.shape[0] // w
     lo = seen_ptr[row]
     excluded = merged(seen, lo, seen_ptr[row + 1] if skip else lo, extra)
-    fetch = min(n, n_candidates + excluded.shape[0])
-    query = vectors[row] * scale
-    top_i = np.empty(k, np.int64)
-    top_s = np.empty(k, np.float32)
-    top = 0
-    if fetch > 0 and n_candidates > 0:
-        scratch = rerank_scratch(fetch, n_candidates)
-        size = min(n, max(chunk, fetch))
-        m = excluded.shape[0]
-        if w < 4:  # distances below 256 fit in uint8
-            d8 = np.empty(size, np.uint8)
-            top = rerank_one(
-                words, codes[row], query, targets, excluded, 0, m, d8, scratch, top_i, top_s, ahead
-            )
-        else:
-            d16 = np.empty(size, np.uint16)
-            top = rerank_one(
-                words, codes[row], query, targets, excluded, 0, m, d16, scratch, top_i, top_s, ahead
-            )
-    return top_i[:top], top_s[:top]
+    return two_stage_query(
+        words, codes[row], vectors[row] * scale, targets, excluded, k, n_candidates, chunk, ahead
+    )

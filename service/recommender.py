@@ -100,12 +100,20 @@ class Recommender:
         exclude_items: np.ndarray | None = None,
         candidates: int | None = None,
     ) -> Pairs:
-        """Two-stage top-k for a visitor known only by recent items."""
+        """Two-stage top-k for a visitor known only by recent items.
+
+        Answered by one compiled call where the flat kernel serves (``search_query``).
+        """
         vector = history_vector(self.model, item_rows)
+        code = pack_query_codes(self.model, vector)
         extra = exclude_items if exclude_items is not None else np.empty(0, np.int64)
-        exclude = [self._exclusions(np.unique(item_rows) if exclude_seen else None, extra)]
-        result = self.searcher.search(vector, pack_query_codes(self.model, vector), k, exclude, candidates)
-        return self._pairs(result.items[0], result.scores[0])
+        exclude = self._exclusions(np.unique(item_rows) if exclude_seen else None, extra)
+        found = self.searcher.search_query(vector[0], code[0], k, exclude, candidates)
+        if found is None:
+            result = self.searcher.search(vector, code, k, [exclude], candidates)
+            return self._pairs(result.items[0], result.scores[0])
+        items, scores = found
+        return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
 
     def popular(self, k: int, exclude: Sequence[int] | np.ndarray = ()) -> Pairs:
         """The most popular items (the fallback for unknown users), scored by training count."""

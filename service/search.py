@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.kernels import two_stage_kernel, two_stage_user_kernel
+from service.kernels import two_stage_kernel, two_stage_query_kernel, two_stage_user_kernel
 from service.model import ServingModel
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -282,6 +282,25 @@ class TwoStageSearcher(Searcher):
         if exclude_items is not None and len(exclude_items):
             extra = np.unique(np.asarray(exclude_items, dtype=np.int64))
         return two_stage_user_kernel(model, row, k, n_candidates, exclude_seen, extra)
+
+    def search_query(
+        self,
+        vector: np.ndarray,
+        code: np.ndarray,
+        k: int,
+        exclude: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """One query's top-k (valid item rows, scores) by its float32 ``vector`` and packed
+        ``code``, excluding the item rows ``exclude``.
+
+        :meth:`search` for a single query in one compiled call (a visitor's request); None where
+        faiss scans, and :meth:`search` answers the same then.
+        """
+        if self.model.scan_words is None:
+            return None
+        rows = _EMPTY if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
+        return two_stage_query_kernel(self.model, code, vector, k, self.n_candidates(k, candidates), rows)
 
     def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""

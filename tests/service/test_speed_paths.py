@@ -294,6 +294,51 @@ def test_the_single_user_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_d
     assert len(TwoStageSearcher(fast).search_user(0, k)[0]) == 0  # type: ignore[index]
 
 
+@pytest.mark.parametrize("rerank_dtype", ["float32", "float16", "int8"])
+@pytest.mark.parametrize("k, candidates", [(1, 1), (20, None), (50, 3000)])
+def test_the_single_query_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, k, candidates):
+    """A query given by its own vector and code (a visitor's) in one compiled call answers what
+    faiss + numpy do, with no exclusions, unsorted repeated ones, or the whole catalogue."""
+    arrays = kernel_and_faiss[0].arrays
+    fast = ServingModel.from_arrays("fast", arrays, hamming_kernel="numba", rerank_dtype=rerank_dtype)
+    plain = ServingModel.from_arrays("plain", arrays, hamming_kernel="faiss", rerank_dtype=rerank_dtype)
+    rng = np.random.default_rng(k)
+    vectors = rng.standard_normal((12, fast.item_embeddings.shape[1])).astype(np.float32)
+    codes = plain.user_codes[rng.integers(0, plain.user_codes.shape[0], 12)]
+    for i in range(12):
+        exclude = [None, rng.integers(0, fast.n_items, 80), np.arange(fast.n_items)[::-1]][i % 3]
+        found = TwoStageSearcher(fast).search_query(vectors[i], codes[i], k, exclude, candidates)
+        assert found is not None
+        rows, scores = found
+        padded = SearchResult(
+            np.concatenate([rows, np.full(k - len(rows), -1)])[None],
+            np.concatenate([scores, np.full(k - len(rows), -np.inf, np.float32)])[None],
+        )
+        expected = TwoStageSearcher(plain).search(
+            vectors[[i]], codes[[i]], k, None if exclude is None else [exclude], candidates
+        )
+        assert len(rows) == (expected.items[0] >= 0).sum()
+        assert_same_ranking(padded, expected)
+    assert TwoStageSearcher(plain).search_query(vectors[0], codes[0], k) is None
+
+
+def test_for_history_answers_the_same_through_the_kernel_and_faiss(model, arrays):
+    """A visitor's answer through the single-query call equals the batched faiss + numpy one."""
+    plain = ServingModel.from_arrays("faiss", arrays, hamming_kernel="faiss")
+    fast_recommender = Recommender(model, TwoStageSearcher(model))
+    plain_recommender = Recommender(plain, TwoStageSearcher(plain))
+    rng = np.random.default_rng(5)
+    for visitor, exclude_seen in itertools.product(range(10), (True, False)):
+        history = rng.integers(0, model.n_items, 1 + visitor)
+        extra = np.array([visitor, 7, 7]) if visitor % 2 else None
+        fast = fast_recommender.for_history(history, 10, exclude_seen, extra)
+        slow = plain_recommender.for_history(history, 10, exclude_seen, extra)
+        assert [i for i, _ in fast] == [i for i, _ in slow]
+        np.testing.assert_allclose([s for _, s in fast], [s for _, s in slow], rtol=1e-6)
+        if exclude_seen:
+            assert not {i for i, _ in fast} & set(model.item_ids[history].tolist())
+
+
 def test_the_single_user_kernel_does_not_depend_on_the_chunk(kernel_and_faiss):
     fast = kernel_and_faiss[0]
     for user in range(20):
