@@ -59,6 +59,10 @@ def asgi_rows(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
         "in-process hit, us": [r["us"]["recommend_hit"] for r in runs],
         "in-process miss, us": [r["us"]["recommend_miss"] for r in runs],
         "in-process miss ratio": [r["ratios"]["miss"] for r in runs],
+        # visitors (history) since 2026-12-03; older runs have none
+        "in-process visitor miss, us": [
+            r["us"]["recommend_visitor_miss"] for r in runs if "recommend_visitor_miss" in r["us"]
+        ],
     }
 
 

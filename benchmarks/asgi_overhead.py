@@ -3,8 +3,9 @@
 The ASGI app (``create_app``, with its middleware) is called directly, one request at a time, on a
 generated catalogue: a trivial JSON route mounted here only, ``POST /v1/recommend`` answered from
 the in-process cache (hit), and the same route with the cache off (miss: Hamming scan, rerank,
-encoding). Microseconds per request, median of ``--repeats`` rounds; the ratio trivial / route is
-the in-process counterpart of ``serving_http.py``'s ratio.
+encoding), for known users and for visitors known by 10 recent items (``history``). Microseconds
+per request, median of ``--repeats`` rounds; the ratio trivial / route is the in-process
+counterpart of ``serving_http.py``'s ratio.
 
     python benchmarks/asgi_overhead.py
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -97,10 +99,26 @@ async def per_request_us(app: Any, requests: list[tuple[str, str, bytes]], round
     return statistics.median(samples)
 
 
-async def measure(root: Path, users: list[str], args: argparse.Namespace) -> dict[str, float]:
+HISTORY_LENGTH = 10
+
+
+async def measure(
+    root: Path, users: list[str], items: list[str], args: argparse.Namespace
+) -> dict[str, float]:
     out: dict[str, float] = {}
     one_user = json.dumps({"user_id": users[0], "k": 20}).encode()
     many = [("POST", "/v1/recommend", json.dumps({"user_id": u, "k": 20}).encode()) for u in users]
+    rng = np.random.default_rng(0)
+    visitors = [  # no user_id: the query is built from the history of recent items
+        (
+            "POST",
+            "/v1/recommend",
+            json.dumps(
+                {"history": rng.choice(items, HISTORY_LENGTH, replace=False).tolist(), "k": 20}
+            ).encode(),
+        )
+        for _ in range(args.requests)
+    ]
     for cache in (True, False):
         app = make_app(root, cache)
         async with app.router.lifespan_context(app):
@@ -112,6 +130,7 @@ async def measure(root: Path, users: list[str], args: argparse.Namespace) -> dic
                 out["recommend_hit"] = await per_request_us(app, hits, args.repeats)
             else:
                 out["recommend_miss"] = await per_request_us(app, many[: args.requests], args.repeats)
+                out["recommend_visitor_miss"] = await per_request_us(app, visitors, args.repeats)
     return out
 
 
@@ -132,12 +151,14 @@ def main() -> None:
         arrays = planted_arrays(n_users=args.users, n_items=args.items, dim=args.dim, bits=128)
         index = faiss.serialize_index_binary(build_binary_index(arrays["item_codes"])).tobytes()
         ModelStore(root).publish(arrays, {ITEM_INDEX_FILE: index}, bits=128)
-        timings = asyncio.run(measure(root, [str(u) for u in arrays["user_ids"]], args))
+        user_ids, item_ids = [str(u) for u in arrays["user_ids"]], [str(i) for i in arrays["item_ids"]]
+        timings = asyncio.run(measure(root, user_ids, item_ids, args))
     config = {k: str(v) for k, v in vars(args).items()}
     result: dict[str, Any] = {"meta": common.run_metadata(), "config": config, "us": timings}
     result["ratios"] = {
         "hit": round(timings["trivial_cache_on"] / timings["recommend_hit"], 3),
         "miss": round(timings["trivial_cache_off"] / timings["recommend_miss"], 3),
+        "visitor_miss": round(timings["trivial_cache_off"] / timings["recommend_visitor_miss"], 3),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
@@ -152,6 +173,8 @@ def main() -> None:
         f"| recommend, cache hit | {timings['recommend_hit']:.1f} | {result['ratios']['hit']} |",
         f"| trivial GET (cache off) | {timings['trivial_cache_off']:.1f} | |",
         f"| recommend, cache miss | {timings['recommend_miss']:.1f} | {result['ratios']['miss']} |",
+        f"| recommend, cache miss, visitor ({HISTORY_LENGTH} items of history) | "
+        f"{timings['recommend_visitor_miss']:.1f} | {result['ratios']['visitor_miss']} |",
     ]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
