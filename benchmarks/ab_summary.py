@@ -23,7 +23,9 @@ from typing import Any
 
 def load(pattern: str) -> list[dict[str, Any]]:
     """The results.json of every directory matching pattern, in name order."""
-    paths = sorted(Path(p) / "results.json" for p in glob.glob(pattern))
+    paths = sorted(
+        Path(p) / "results.json" for p in glob.glob(pattern) if (Path(p) / "results.json").is_file()
+    )
     if not paths:
         raise SystemExit(f"no results.json under {pattern!r}")
     return [json.loads(p.read_text()) for p in paths]
