@@ -106,7 +106,7 @@ def main() -> None:
         runs = load(pattern)
         table[label].update(asgi_rows(runs))
         meta[label] += sorted({f"{r['meta']['commit']} (in-process)" for r in runs})
-    names = list(dict.fromkeys(name for label in labels for name in table[label]))
+    names = list(dict.fromkeys(name for label in labels for name in table[label] if table[label][name]))
     lines = ["| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
     lines.append("| commits | " + " | ".join(", ".join(sorted(set(meta[lb]))) for lb in labels) + " |")
     for name in names:
