@@ -51,12 +51,12 @@ class IdIndex:
     def rows(self, keys: Iterable[str]) -> np.ndarray:
         """Rows of many keys at once, -1 for unknown ones (vectorized)."""
         keys = list(keys)
-        out = np.full(len(keys), -1, dtype=np.int64)
-        fits = np.array([len(k) <= self._width for k in keys], dtype=bool)
-        if not len(self._sorted) or not fits.any():
-            return out
-        wanted = np.asarray([k for k, ok in zip(keys, fits, strict=True) if ok], dtype=self._sorted.dtype)
-        pos = np.searchsorted(self._sorted, wanted).clip(max=len(self._sorted) - 1)
-        found = self._sorted[pos] == wanted
-        out[fits] = np.where(found, self._order[pos], -1)
-        return out
+        n = len(self._sorted)
+        if not n or not self._width or not keys:
+            return np.full(len(keys), -1, dtype=np.int64)
+        # One character wider than every id: a longer key keeps a character that no id has, so it
+        # cannot be truncated into a match.
+        wanted = np.array(keys, dtype=f"<U{self._width + 1}")
+        pos = self._sorted.searchsorted(wanted)
+        np.minimum(pos, n - 1, out=pos)
+        return np.where(self._sorted[pos] == wanted, self._order[pos], -1)

@@ -107,10 +107,10 @@ class Recommender:
         vector = history_vector(self.model, item_rows)
         code = pack_query_codes(self.model, vector)
         extra = exclude_items if exclude_items is not None else np.empty(0, np.int64)
-        exclude = self._exclusions(np.unique(item_rows) if exclude_seen else None, extra)
+        exclude = np.concatenate([item_rows, extra]) if exclude_seen else extra  # search_query sorts it
         found = self.searcher.search_query(vector[0], code[0], k, exclude, candidates)
         if found is None:
-            result = self.searcher.search(vector, code, k, [exclude], candidates)
+            result = self.searcher.search(vector, code, k, [np.unique(exclude)], candidates)
             return self._pairs(result.items[0], result.scores[0])
         items, scores = found
         return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
