@@ -26,6 +26,11 @@ class IdIndex:
         self._order = np.argsort(ids, kind="stable").astype(np.int64)
         self._sorted = ids[self._order]
         self._width = self._sorted.dtype.itemsize // 4 if self._sorted.dtype.kind == "U" else 0
+        if self._width:
+            # One character wider than every id: a longer key keeps a character that no id has, so
+            # it cannot be truncated into a match; and keys of this same dtype are searched without
+            # numpy converting the whole array to a common one on every call.
+            self._sorted = self._sorted.astype(f"<U{self._width + 1}")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,9 +59,7 @@ class IdIndex:
         n = len(self._sorted)
         if not n or not self._width or not keys:
             return np.full(len(keys), -1, dtype=np.int64)
-        # One character wider than every id: a longer key keeps a character that no id has, so it
-        # cannot be truncated into a match.
-        wanted = np.array(keys, dtype=f"<U{self._width + 1}")
+        wanted = np.array(keys, dtype=self._sorted.dtype)
         pos = self._sorted.searchsorted(wanted)
         np.minimum(pos, n - 1, out=pos)
         return np.where(self._sorted[pos] == wanted, self._order[pos], -1)

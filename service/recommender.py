@@ -47,6 +47,10 @@ class Recommender:
         ids = self.model.item_ids[items[valid]].tolist()
         return list(zip(ids, scores[valid].astype(float).tolist(), strict=True))
 
+    def _found_pairs(self, items: np.ndarray, scores: np.ndarray) -> Pairs:
+        """Pairs of a single-query kernel's answer (valid rows only, so no mask)."""
+        return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
+
     def _exclusions(self, seen: np.ndarray | None, extra: np.ndarray) -> np.ndarray:
         if seen is None:
             return extra
@@ -89,8 +93,7 @@ class Recommender:
         found = self.searcher.search_user(row, k, exclude_seen, candidates, exclude_items)
         if found is None:
             return self.for_users(np.array([row]), k, exclude_seen, exclude_items, candidates)[0]
-        items, scores = found
-        return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
+        return self._found_pairs(*found)
 
     def for_history(
         self,
@@ -112,8 +115,7 @@ class Recommender:
         if found is None:
             result = self.searcher.search(vector, code, k, [np.unique(exclude)], candidates)
             return self._pairs(result.items[0], result.scores[0])
-        items, scores = found
-        return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
+        return self._found_pairs(*found)
 
     def popular(self, k: int, exclude: Sequence[int] | np.ndarray = ()) -> Pairs:
         """The most popular items (the fallback for unknown users), scored by training count."""
