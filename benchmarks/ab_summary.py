@@ -65,6 +65,9 @@ def asgi_rows(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
         "in-process visitor miss, us": [
             r["us"]["recommend_visitor_miss"] for r in runs if "recommend_visitor_miss" in r["us"]
         ],
+        "in-process visitor miss ratio": [
+            r["ratios"]["visitor_miss"] for r in runs if "visitor_miss" in r["ratios"]
+        ],
     }
 
 
