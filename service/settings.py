@@ -58,4 +58,9 @@ class Settings(BaseSettings):
     direct_routes: bool = Field(
         True, description="POST /v1/recommend without FastAPI's routing layers (same answers); false: routed."
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry (to the providers configured in the process); off: "
+        "FastAPI skips its per-request check for a configured provider.",
+    )
     log_level: str = Field("info")

@@ -179,3 +179,16 @@ def test_admin_reload_cannot_escape_the_store(store, version):
         )
         assert response.status_code == 409 and "invalid version name" in response.json()["detail"]
         assert client.get("/readyz").json()["model_version"] == store.current()
+
+
+@pytest.mark.parametrize("wanted", [False, True])
+def test_fastapi_opentelemetry_follows_the_setting(store, monkeypatch, wanted):
+    """Off by default, so FastAPI skips its per-request provider check; HASHREC_OPENTELEMETRY
+    turns it back on. (FastAPI exposes the choice only through its constructor, so the test reads
+    the config it kept, ``_telemetry``.)"""
+    if wanted:
+        monkeypatch.setenv("HASHREC_OPENTELEMETRY", "true")
+    app = create_app(Settings(store=store.root))
+    assert [app._telemetry[signal] for signal in ("tracing", "metrics", "logs")] == [wanted] * 3
+    with TestClient(app) as client:
+        assert client.post("/v1/recommend", json={"user_id": "u0", "k": 3}).status_code == 200
