@@ -116,6 +116,12 @@ def hashrec_env() -> dict[str, str]:
     return {key: value for key, value in sorted(os.environ.items()) if key.startswith("HASHREC_")}
 
 
+def machine_description() -> str:
+    """The CPU (see :func:`cpu_description`), its count and the memory, for result files."""
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu_description()}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB"
+
+
 def git_commit(*paths: str) -> str:
     """The short commit of HEAD, with ``+dirty`` when tracked files (under ``paths``, if given)
     differ from it; ``unknown`` outside a git checkout."""

@@ -222,11 +222,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/nsg_build"))
     args = parser.parse_args()
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     results: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{common.cpu_description()}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB",
+            "machine": common.machine_description(),
             "commit": common.git_commit("benchmarks"),
             "python": platform.python_version(),
             "faiss": faiss.__version__,

@@ -420,10 +420,9 @@ def log(message: str) -> None:
 def meta(codes: str) -> dict[str, Any]:
     import numba
 
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{common.cpu_description()}, {os.cpu_count()} CPUs, {memory_gib:.0f} GiB",
+        "machine": common.machine_description(),
         "commit": common.git_commit("service"),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -45,6 +45,14 @@ def _compiled() -> Any:
     return _COMPILED or None
 
 
+def _required() -> Any:
+    """The kernel module; ImportError without numba."""
+    kernels = _compiled()
+    if kernels is None:
+        raise ImportError("the numba kernels need numba")
+    return kernels
+
+
 def _import_kernels() -> Any:
     """Import the kernel module; where numba finds no writable cache directory (a read-only
     install), it refuses ``cache=True``, so cache in a private temporary directory instead."""
@@ -133,9 +141,7 @@ def _prepare(
     The buffer holds one chunk's distances: ``chunk`` codes, at least k (the first chunk must
     hold the first k), at most the catalogue. ImportError without numba.
     """
-    kernels = _compiled()
-    if kernels is None:
-        raise ImportError("the numba kernels need numba")
+    kernels = _required()
     queries = np.ascontiguousarray(codes, dtype=np.uint8).view(np.uint64)
     n_items = words.shape[0] // queries.shape[1]
     bits = 64 * queries.shape[1]
@@ -229,9 +235,7 @@ def two_stage_user_kernel(
     model's ``scan_prefetch_bytes`` says. Returns the valid (rows int64, scores float32) only,
     best first. ImportError without numba.
     """
-    kernels = _compiled()
-    if kernels is None:
-        raise ImportError("the numba kernels need numba")
+    kernels = _required()
     return kernels.two_stage_user(  # type: ignore[no-any-return]
         model.scan_words,
         model.user_words,
@@ -266,9 +270,7 @@ def two_stage_query_kernel(
     for :func:`two_stage_user_kernel`. Returns the valid (rows int64, scores float32) only, best
     first. ImportError without numba.
     """
-    kernels = _compiled()
-    if kernels is None:
-        raise ImportError("the numba kernels need numba")
+    kernels = _required()
     return kernels.two_stage_query(  # type: ignore[no-any-return]
         model.scan_words,
         np.ascontiguousarray(code, dtype=np.uint8).view(np.uint64),
