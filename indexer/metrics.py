@@ -27,15 +27,20 @@ def recall_ndcg(ranked: np.ndarray, truth: sp.csr_matrix, users: np.ndarray, k: 
         ``{"recall@k": ..., "ndcg@k": ..., "users": n}`` where recall divides hits by the
         number of the user's test items (not by min(k, n)), as LightGCN does.
     """
-    totals = _per_user(ranked[:, :k], truth, users)
+    totals = per_user_recall_ndcg(ranked[:, :k], truth, users)
     n = len(totals[0])
     if n == 0:
         return {f"recall@{k}": 0.0, f"ndcg@{k}": 0.0, "users": 0}
     return {f"recall@{k}": float(np.mean(totals[0])), f"ndcg@{k}": float(np.mean(totals[1])), "users": n}
 
 
-def _per_user(ranked: np.ndarray, truth: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-user recall and NDCG for users with a non-empty truth row."""
+def per_user_recall_ndcg(
+    ranked: np.ndarray, truth: sp.csr_matrix, users: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recall@k and NDCG@k (k = ``ranked.shape[1]``) of each of ``users`` with a non-empty truth row.
+
+    Returns two float64 arrays in the order of ``users``, users without test items left out.
+    """
     truth_rows = truth[users]
     n_true = np.diff(truth_rows.indptr)
     has_truth = n_true > 0
@@ -75,7 +80,7 @@ def evaluate_rankings(
         batch = users[start : start + batch_size]
         ranked = rank_fn(batch, ks[-1])
         for k in ks:
-            recall, ndcg = _per_user(ranked[:, :k], truth, batch)
+            recall, ndcg = per_user_recall_ndcg(ranked[:, :k], truth, batch)
             sums[f"recall@{k}"] = sums.get(f"recall@{k}", 0.0) + float(recall.sum())
             sums[f"ndcg@{k}"] = sums.get(f"ndcg@{k}", 0.0) + float(ndcg.sum())
     n = max(len(users), 1)
@@ -106,3 +111,39 @@ def exact_recall(
         )
     n = int((np.diff(truth[users].indptr) > 0).sum())
     return total / max(n, 1)
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over paired per-user values and its percentile bootstrap interval.
+
+    Parameters
+    ----------
+    a, b : ndarray of float, shape (n_users,)
+        One metric of two rankings for the same users in the same order (for example
+        :func:`per_user_recall_ndcg` of a fast search and of exact search).
+    n_resamples : int
+        Bootstrap resamples of the users.
+    confidence : float
+        Coverage of the interval, in (0, 1).
+    seed : int
+
+    Returns
+    -------
+    (mean, low, high) : tuple of float
+        An interval that holds 0 means the two rankings are not told apart on these users.
+    """
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"paired values need two equal, non-empty 1-D arrays, got {a.shape} and {b.shape}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 100):  # bounded memory: 100 resamples of the users at a time
+        stop = min(start + 100, n_resamples)
+        means[start:stop] = diff[rng.integers(0, len(diff), (stop - start, len(diff)))].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(diff.mean()), float(low), float(high)

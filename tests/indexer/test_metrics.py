@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
-from indexer.metrics import evaluate_rankings, recall_ndcg
+from indexer.metrics import evaluate_rankings, paired_bootstrap, per_user_recall_ndcg, recall_ndcg
 
 
 def brute_force(ranked, truth_sets, k):
@@ -63,3 +64,38 @@ def test_batched_evaluation_equals_one_batch():
     assert one == many and one["users"] == len(users_with_truth)
     direct = recall_ndcg(ranked[users_with_truth], truth, users_with_truth, 20)
     assert math.isclose(one["recall@20"], direct["recall@20"], abs_tol=1e-6)
+
+
+def test_per_user_values_average_to_the_means():
+    truth, ranked = random_case(3)
+    users = np.arange(truth.shape[0])
+    recall, ndcg = per_user_recall_ndcg(ranked[:, :20], truth, users)
+    assert len(recall) == int((np.diff(truth.indptr) > 0).sum())
+    got = recall_ndcg(ranked, truth, users, 20)
+    assert math.isclose(recall.mean(), got["recall@20"]) and math.isclose(ndcg.mean(), got["ndcg@20"])
+
+
+def test_paired_bootstrap_tells_a_shift_from_noise():
+    rng = np.random.default_rng(0)
+    base = rng.random(3000)
+    noise = rng.normal(0.0, 0.05, 3000)
+    mean, low, high = paired_bootstrap(base + 0.01 + noise, base)
+    assert low > 0.0 and low < mean < high and abs(mean - 0.01) < 0.005  # a real shift: 0 outside
+    mean, low, high = paired_bootstrap(base + noise, base)
+    assert low < 0.0 < high  # noise alone: 0 inside
+    assert paired_bootstrap(base, base) == (0.0, 0.0, 0.0)
+    narrow = paired_bootstrap(base + noise, base, confidence=0.5)
+    assert low < narrow[1] < narrow[2] < high  # a lower confidence gives a narrower interval
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "confidence", "message"),
+    [
+        (np.zeros(3), np.zeros(4), 0.95, "equal"),
+        (np.zeros(0), np.zeros(0), 0.95, "non-empty"),
+        (np.zeros(3), np.zeros(3), 1.0, "confidence"),
+    ],
+)
+def test_paired_bootstrap_rejects_bad_input(a, b, confidence, message):
+    with pytest.raises(ValueError, match=message):
+        paired_bootstrap(a, b, confidence=confidence)
