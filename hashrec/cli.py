@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hashrec.common import StoreOpt, emit, fail
+from hashrec.common import StoreOpt, emit, fail, store_location
 from hashrec.loadtest_cli import loadtest
 from hashrec.store_cli import store_app
 
@@ -46,7 +46,7 @@ def _load_data(path: Path, fmt: str, split: str, test_fraction: float, seed: int
 @app.command()
 def index(
     data: DataOpt,
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     fmt: FormatOpt = "auto",
     split: SplitOpt = "auto",
     test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
@@ -167,7 +167,7 @@ def index(
 @app.command()
 def evaluate(
     data: DataOpt,
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     version: Annotated[str | None, typer.Option(help="Default: the current version.")] = None,
     candidates: Annotated[int | None, typer.Option(min=1, help="Default: as indexed.")] = None,
     fmt: FormatOpt = "auto",
@@ -218,7 +218,7 @@ def usable_cores() -> int:
 
 @app.command()
 def serve(
-    store: StoreOpt = Path("store"),
+    store: StoreOpt = "store",
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     workers: Annotated[
@@ -237,7 +237,7 @@ def serve(
 
     workers = workers or usable_cores()
     # Settings travel to every worker through the environment; the factory reads them there.
-    os.environ["HASHREC_STORE"] = str(store.resolve())
+    os.environ["HASHREC_STORE"] = store_location(store)
     os.environ["HASHREC_LOG_LEVEL"] = log_level
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hashrec-metrics-")
@@ -291,7 +291,7 @@ def generate(
 
 @app.command()
 def demo(
-    store: StoreOpt = Path("demo-store"),
+    store: Annotated[Path, typer.Option(help="Local directory of the demo's store.")] = Path("demo-store"),
     data: Annotated[Path | None, typer.Option(help="Default: a generated dataset.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 20,
     host: str = "127.0.0.1",
@@ -303,7 +303,7 @@ def demo(
         data = store.parent / f"{store.name}-data.csv"
         store.parent.mkdir(parents=True, exist_ok=True)
         generate(out=data, users=3000, items=2000, communities=12, mean_items=15.0, seed=0)
-    index(data=data, store=store, epochs=epochs, quiet=True)
+    index(data=data, store=str(store), epochs=epochs, quiet=True)
     from model_store import ModelStore
 
     first_user = str(ModelStore(store).open().array("user_ids")[0])
@@ -313,7 +313,7 @@ def demo(
         err=True,
     )
     if serve_after:
-        serve(store=store, host=host, port=port)
+        serve(store=str(store), host=host, port=port)
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ def loadtest(
         "loadtest-results"
     ),
     store: Annotated[
-        Path,
+        str,
         typer.Option(envvar="HASHREC_STORE", help="The store the service serves; ids are read from it."),
-    ] = Path("store"),
+    ] = "store",
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a host outside loopback (one you run).")
     ] = False,

@@ -12,21 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hashrec.common import emit, fail
+from hashrec.common import StoreOpt, emit, fail
 
 if TYPE_CHECKING:
     from model_store import Change, GcReport, Manifest, ModelStore
 
 store_app = typer.Typer(help="Inspect and manage the model store.", no_args_is_help=True)
 
-StoreUrlOpt = Annotated[
-    str,
-    typer.Option(
-        "--store",
-        envvar="HASHREC_STORE",
-        help="Model store: a directory or s3://bucket/prefix (endpoint and keys from AWS_* variables).",
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document instead of text.")]
 AliasOpt = Annotated[str, typer.Option("--alias", help="Alias to move (current, production, ...).")]
 VersionArg = Annotated[str, typer.Argument(help="A version name or an alias.")]
@@ -129,7 +121,7 @@ def _dataset_label(manifest: Manifest) -> str:
 
 
 @store_app.command("list")
-def store_list(store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
+def store_list(store: StoreOpt = "store", as_json: JsonOpt = False) -> None:
     """Versions, oldest first: created, dataset, metrics, size, aliases; '*' marks the current one."""
     model_store = _open_store(store)
     with _reported():
@@ -175,7 +167,7 @@ def store_list(store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
 
 
 @store_app.command("show")
-def store_show(version: VersionArg, store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
+def store_show(version: VersionArg, store: StoreOpt = "store", as_json: JsonOpt = False) -> None:
     """Everything the manifest of one version records, with its aliases and pin."""
     from model_store.diff import flatten
 
@@ -216,7 +208,7 @@ def store_show(version: VersionArg, store: StoreUrlOpt = "store", as_json: JsonO
 @store_app.command("verify")
 def store_verify(
     version: Annotated[str | None, typer.Argument(help="Version or alias; default: every version.")] = None,
-    store: StoreUrlOpt = "store",
+    store: StoreOpt = "store",
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash every file; exit 1 naming the first bad file of each damaged version."""
@@ -257,7 +249,7 @@ def store_verify(
 
 @store_app.command("promote")
 def store_promote(
-    version: VersionArg, store: StoreUrlOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
+    version: VersionArg, store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
 ) -> None:
     """Verify VERSION and point an alias (default: current) at it."""
     model_store = _open_store(store)
@@ -272,7 +264,7 @@ def store_promote(
 
 @store_app.command("rollback")
 def store_rollback(
-    store: StoreUrlOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
+    store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
 ) -> None:
     """Point an alias (default: current) back at the version it named before."""
     model_store = _open_store(store)
@@ -288,7 +280,7 @@ def store_rollback(
 @store_app.command("pin")
 def store_pin(
     version: VersionArg,
-    store: StoreUrlOpt = "store",
+    store: StoreOpt = "store",
     note: Annotated[str, typer.Option(help="Why it is pinned.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -301,7 +293,7 @@ def store_pin(
 
 
 @store_app.command("unpin")
-def store_unpin(version: VersionArg, store: StoreUrlOpt = "store", as_json: JsonOpt = False) -> None:
+def store_unpin(version: VersionArg, store: StoreOpt = "store", as_json: JsonOpt = False) -> None:
     """Remove a pin."""
     model_store = _open_store(store)
     with _reported():
@@ -315,7 +307,7 @@ def store_unpin(version: VersionArg, store: StoreUrlOpt = "store", as_json: Json
 
 @store_app.command("unalias")
 def store_unalias(
-    name: Annotated[str, typer.Argument(help="Alias to remove.")], store: StoreUrlOpt = "store"
+    name: Annotated[str, typer.Argument(help="Alias to remove.")], store: StoreOpt = "store"
 ) -> None:
     """Remove an alias (not current)."""
     model_store = _open_store(store)
@@ -326,7 +318,7 @@ def store_unalias(
 
 @store_app.command("history")
 def store_history(
-    store: StoreUrlOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
+    store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
 ) -> None:
     """Every change of an alias, oldest first."""
     from dataclasses import asdict
@@ -357,7 +349,7 @@ def _gc_lines(report: GcReport) -> list[str]:
 @store_app.command("gc")
 def store_gc(
     keep: Annotated[int, typer.Option("--keep", min=0, help="Newest versions to keep.")],
-    store: StoreUrlOpt = "store",
+    store: StoreOpt = "store",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     stale_after: Annotated[
         float | None, typer.Option(min=0.0, help="S3: seconds before an unfinished upload counts as dead.")
@@ -379,7 +371,7 @@ def store_gc(
 
 @store_app.command("delete")
 def store_delete(
-    version: Annotated[str, typer.Argument(help="Version name.")], store: StoreUrlOpt = "store"
+    version: Annotated[str, typer.Argument(help="Version name.")], store: StoreOpt = "store"
 ) -> None:
     """Delete one version (refused for current, aliased, pinned or rollback-target versions)."""
     model_store = _open_store(store)
@@ -406,7 +398,7 @@ def _change_line(change: Change) -> str:
 def store_diff(
     a: Annotated[str, typer.Argument(help="Older version or alias.")],
     b: Annotated[str, typer.Argument(help="Newer version or alias.")],
-    store: StoreUrlOpt = "store",
+    store: StoreOpt = "store",
     as_json: JsonOpt = False,
 ) -> None:
     """Config, metric, dataset, bit width, library and file changes from A to B."""

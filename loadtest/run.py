@@ -41,7 +41,7 @@ class LoadTestError(Exception):
 @dataclass
 class LoadTestConfig:
     host: str = "http://127.0.0.1:8000"
-    store: Path = Path("store")
+    store: str = "store"  # a directory or s3://bucket/prefix
     out: Path = Path("loadtest-results")
     users: int = 20
     spawn_rate: float = 10.0
@@ -268,7 +268,7 @@ def locust_command(cfg: LoadTestConfig, base: str) -> list[str]:
         "--csv", str(out / CSV_PREFIX), "--csv-full-history", "--json-file", str(out / f"{CSV_PREFIX}_stats"),
         "--html", str(out / "report.html"),
         "--only-summary", "--stop-timeout", "5", "--loglevel", "INFO",
-        "--hashrec-store", str(cfg.store), "--hashrec-mix", cfg.mix,
+        "--hashrec-store", cfg.store, "--hashrec-mix", cfg.mix,
         "--hashrec-unknown-share", str(cfg.unknown_share), "--hashrec-zipf", str(cfg.zipf),
         "--hashrec-k", str(cfg.k), "--hashrec-batch-size", str(cfg.batch_size),
         "--hashrec-seed", str(cfg.seed),

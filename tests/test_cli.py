@@ -227,3 +227,62 @@ def test_serve_runs_one_worker_per_usable_core_by_default(tmp_path, indexed, mon
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert usable_cores() == cores
     assert captured["workers"] == (cores if expected == "cores" else expected)
+
+
+@pytest.fixture
+def captured_serve(tmp_path, monkeypatch):
+    """``hashrec serve`` with uvicorn.run replaced: returns the store each worker would open."""
+    import os
+
+    import uvicorn
+
+    for name in ("HASHREC_STORE", "HASHREC_LOG_LEVEL", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)  # restored afterwards; serve writes these
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+
+    def serve(args, env=None):
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        result = runner.invoke(app, ["serve", "--workers", "1", *args])
+        return result, os.environ.get("HASHREC_STORE")
+
+    return serve
+
+
+@pytest.mark.parametrize("url", ["s3://models/hashrec", "s3://models/hashrec/"])
+def test_serve_passes_an_s3_store_to_the_workers_as_its_url(captured_serve, url):
+    result, store = captured_serve(["--store", url])
+    assert result.exit_code == 0, result.output
+    assert store == "s3://models/hashrec"  # not a local path such as ./s3:/models/hashrec
+
+
+def test_serve_reads_hashrec_store_and_passes_a_directory_as_an_absolute_path(
+    captured_serve, tmp_path, monkeypatch
+):
+    result, store = captured_serve([], env={"HASHREC_STORE": "s3://bucket/from-env"})
+    assert result.exit_code == 0, result.output
+    assert store == "s3://bucket/from-env"
+    monkeypatch.chdir(tmp_path)
+    result, store = captured_serve(["--store", "relative-store"])
+    assert result.exit_code == 0, result.output
+    assert store == str(tmp_path / "relative-store")
+
+
+def test_serve_refuses_an_unsupported_store_url_in_one_line(captured_serve):
+    result, _ = captured_serve(["--store", "ftp://host/store"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: unsupported store URL") and result.stderr.count("\n") == 1
+
+
+def test_index_and_evaluate_read_the_store_from_hashrec_store(indexed, tmp_path, monkeypatch):
+    data, _, _ = indexed
+    store = tmp_path / "from-env"
+    monkeypatch.setenv("HASHREC_STORE", str(store))
+    args = ["--data", str(data), "--epochs", "1", "--dim", "8", "--bits", "32", "--quiet", "--encoder", "mf"]
+    result = runner.invoke(app, ["index", *args])
+    assert result.exit_code == 0, result.output
+    version = json.loads(result.stdout.strip().splitlines()[-1])["version"]
+    assert (store / "versions" / version / "manifest.json").is_file()
+    result = runner.invoke(app, ["evaluate", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["version"] == version
