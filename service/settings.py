@@ -14,11 +14,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HASHREC_", extra="ignore")
 
-    store: Path = Field(Path("store"), description="Model store directory.")
+    store: Path = Field(Path("store"), description="Model store: a directory or s3://bucket/prefix.")
     version: str | None = Field(None, description="Serve this version instead of following current.")
     poll_interval_s: float = Field(5.0, ge=0, description="Check the store for a new current; 0: never.")
     oversample: int = Field(10, ge=1, le=1000, description="Hamming candidates C = k * oversample.")
-    max_candidates: int = Field(5000, ge=1, le=10_000, description="Upper bound on C, also for overrides.")
+    max_candidates: int = Field(
+        5000, ge=1, le=10_000, description="Upper bound on C; a larger `candidates` is a 422."
+    )
     max_k: int = Field(1000, ge=1, le=10000, description="Largest k a client may ask for.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get 413.")
     max_batch: int = Field(256, ge=1, le=1000, description="Most users in one /v1/recommend/batch call.")
@@ -63,4 +65,4 @@ class Settings(BaseSettings):
         description="FastAPI's native OpenTelemetry (to the providers configured in the process); off: "
         "FastAPI skips its per-request check for a configured provider.",
     )
-    log_level: str = Field("info")
+    log_level: str = Field("info", description="Level of the JSON logs; `hashrec serve --log-level` sets it.")

@@ -27,3 +27,14 @@ def test_ruff(command):
 def test_mypy(tmp_path):
     result = run("mypy", "--cache-dir", str(tmp_path / "cache"), *PACKAGES)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_readme_names_every_setting_and_no_other():
+    import re
+
+    from service.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Settings", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `HASHREC_([A-Z0-9_]+)` \|", table, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
