@@ -263,9 +263,7 @@ def store_promote(
 
 
 @store_app.command("rollback")
-def store_rollback(
-    store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
-) -> None:
+def store_rollback(store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False) -> None:
     """Point an alias (default: current) back at the version it named before."""
     model_store = _open_store(store)
     with _reported():
@@ -317,9 +315,7 @@ def store_unalias(
 
 
 @store_app.command("history")
-def store_history(
-    store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
-) -> None:
+def store_history(store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False) -> None:
     """Every change of an alias, oldest first."""
     from dataclasses import asdict
 
