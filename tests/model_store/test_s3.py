@@ -165,3 +165,31 @@ def test_store_cli_on_s3_with_aws_environment(endpoint, url, tiny, tmp_path):
     assert promoted.exit_code == 0 and f"production: (unset) -> {v2}" in promoted.stdout
     verified = runner.invoke(app, ["store", "verify", "--store", url])
     assert verified.exit_code == 0 and verified.stdout.count("ok ") == 2
+
+
+def test_hashrec_serve_on_an_s3_store_answers_from_it(endpoint, url, tiny, tmp_path, monkeypatch):
+    """`hashrec serve --store s3://...` hands the URL to its workers, whose app serves that store."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from hashrec.cli import app
+    from service.app import create_app_from_env
+
+    store = ModelStore(url, storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"})
+    version = publish_arrays(store, tiny)
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL_S3": endpoint, "HASHREC_STORE_CACHE": str(tmp_path / "c")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("HASHREC_STORE", "HASHREC_LOG_LEVEL", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)  # restored afterwards; serve writes these
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # the workers' env is what counts
+    result = CliRunner().invoke(app, ["serve", "--store", url, "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("HASHREC_POLL_INTERVAL_S", "0")
+    with TestClient(create_app_from_env()) as client:
+        assert client.get("/readyz").status_code == 200
+        user = str(tiny["user_ids"][0])
+        answer = client.post("/v1/recommend", json={"user_id": user, "k": 3})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == version and len(answer.json()["items"]) == 3
