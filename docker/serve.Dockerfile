@@ -48,6 +48,10 @@ CMD ["hashrec", "loadtest", "--help"]
 # last, so that a plain `docker build -f docker/serve.Dockerfile .` builds the serving image
 FROM runtime AS serve
 COPY --from=build-serve /opt/venv /opt/venv
+# Compiled numba kernels and versions downloaded from S3 go under /tmp, which stays writable when the
+# root filesystem is read-only (docker-compose.yml: tmpfs); the workers of a container share both.
+ENV NUMBA_CACHE_DIR=/tmp/numba \
+    HASHREC_STORE_CACHE=/tmp/hashrec-store-cache
 USER hashrec
 EXPOSE 8000
 CMD ["hashrec", "serve", "--store", "/store", "--host", "0.0.0.0", "--port", "8000"]

@@ -20,7 +20,9 @@ RUN apt-get update \
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 ARG TORCH_VERSION=2.13.0
-RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cu124
+# PyPI's Linux torch wheel is the CUDA build (it brings its CUDA runtime as nvidia-* wheels), so no
+# extra index: download.pytorch.org builds only a few CUDA versions per release, 12.4 no longer.
+RUN pip install "torch==${TORCH_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hashrec hashrec

@@ -296,6 +296,32 @@ def test_unsafe_defaults_are_required_settings():
     cf.load(cf.COMPOSE_FILE, {})  # the main file needs no variable at all
 
 
+def test_the_read_only_service_keeps_its_caches_on_its_tmpfs():
+    service = SERVICES["service"]
+    assert service["read_only"] is True
+    text = _dockerfile(service).read_text()
+    serve_stage = text[text.index(f"AS {service['build']['target']}") :]
+    env = dict(re.findall(r"\b(NUMBA_CACHE_DIR|HASHREC_STORE_CACHE)=(\S+)", serve_stage))
+    assert set(env) == {"NUMBA_CACHE_DIR", "HASHREC_STORE_CACHE"}
+    for name, path in env.items():
+        assert any(Path(path).is_relative_to(mount) for mount in service["tmpfs"]), (name, path)
+
+
+def test_documented_runs_of_the_master_register_its_name_for_the_workers():
+    """Workers connect to `locust-master`; `docker compose run` adds that name only with --use-aliases."""
+    worker = SERVICES["locust-worker"]["command"]
+    assert worker[worker.index("--master-host") + 1] == "locust-master"
+    documents = {
+        "README.md": (ROOT / "README.md").read_text(),
+        "docker-compose.yml": cf.COMPOSE_FILE.read_text(),
+    }
+    for name, text in documents.items():
+        runs = re.findall(r"docker compose [^\n]*?\brun\b(?:[^\n]|\\\n)*?locust-master", text)
+        assert runs, f"{name} documents no run of locust-master"
+        for run in runs:
+            assert "--use-aliases" in run, f"{name}: {run!r}"
+
+
 def test_interpolation():
     env = {"A": "1", "E": ""}
     assert cf.interpolate("${A}-${B:-2}-${E:-3}-${E-4}-$A-$$A", env) == "1-2-3--1-$A"
