@@ -35,8 +35,15 @@ log = logging.getLogger(__name__)
 def teacher_top_k(
     users: np.ndarray, items: np.ndarray, seen: sp.csr_matrix, k: int, batch_size: int = 2048
 ) -> np.ndarray:
-    """Each user's exact inner-product top-k item rows, training items excluded: (n_users, k)."""
-    out = np.empty((len(users), k), dtype=np.int64)
+    """Each user's exact inner-product top-k item rows, training items excluded: (n_users, k).
+
+    A catalogue of k items or fewer gives each user its n_items - 1 best (so at least one item is
+    left out, as a top-k of a larger catalogue leaves items out).
+    """
+    k = min(k, items.shape[0] - 1)
+    out = np.empty((len(users), max(k, 0)), dtype=np.int64)
+    if k < 1:
+        return out
     for start in range(0, len(users), batch_size):
         scores = users[start : start + batch_size] @ items.T
         rows, cols = seen[start : start + batch_size].nonzero()
@@ -116,7 +123,11 @@ class LearnedQuantizer:
             pairs.append((rows.astype(np.int64), cols.astype(np.int64)))
         pair_users = np.concatenate([u for u, _ in pairs])
         pair_items = np.concatenate([i for _, i in pairs])
-        self.projection = self._train(aug_users, aug_items, pair_users, pair_items)
+        if len(pair_users):
+            self.projection = self._train(aug_users, aug_items, pair_users, pair_items)
+        else:  # a one-item catalogue without training pairs: nothing to learn, keep the start
+            log.warning("no positive pairs to learn codes from: the random projection is kept")
+            self.projection = random_projection(aug_users.shape[1], self.bits, self.seed)
         log.info("learned %d-bit projection in %.1fs", self.bits, time.perf_counter() - started)
         return pack_signs(aug_users @ self.projection), pack_signs(aug_items @ self.projection)
 

@@ -61,6 +61,13 @@ def per_user_recall_ndcg(
     return recall[has_truth], (dcg / ideal)[has_truth]
 
 
+def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k largest scores, unordered; every column when k >= columns."""
+    if k >= scores.shape[1]:
+        return np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+    return np.argpartition(-scores, k, axis=1)[:, :k]
+
+
 def evaluate_rankings(
     rank_fn: Callable[[np.ndarray, int], np.ndarray],
     truth: sp.csr_matrix,
@@ -105,7 +112,7 @@ def exact_recall(
         scores = users_vec[batch] @ items_vec.T
         rows, cols = train[batch].nonzero()
         scores[rows, cols] = -np.inf
-        ranked = np.argpartition(-scores, k, axis=1)[:, :k]
+        ranked = top_k_columns(scores, k)
         total += recall_ndcg(ranked, truth, batch, k)[f"recall@{k}"] * int(
             (np.diff(truth[batch].indptr) > 0).sum()
         )

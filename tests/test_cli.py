@@ -286,3 +286,22 @@ def test_index_and_evaluate_read_the_store_from_hashrec_store(indexed, tmp_path,
     result = runner.invoke(app, ["evaluate", "--data", str(data)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["version"] == version
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [("u1", f"i{i}") for i in range(18)],  # one user, fewer items than the top-20 teacher and metrics
+        [("u1", "i1")],  # one interaction: one user, one item, nothing to hold out
+    ],
+    ids=["18-items", "one-interaction"],
+)
+@pytest.mark.parametrize("quantizer", ["learned", "sign"])
+def test_index_handles_catalogues_smaller_than_k(tmp_path, rows, quantizer):
+    data = tmp_path / "tiny.csv"
+    data.write_text("user,item\n" + "".join(f"{u},{i}\n" for u, i in rows))
+    args = ["index", "--data", str(data), "--store", str(tmp_path / "s"), "--quantizer", quantizer, "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
+    assert metrics["served"]["users"] == metrics["full"]["users"]

@@ -180,12 +180,12 @@ def exact_recall(
     k: int = 20,
 ) -> float:
     """Recall@k of the full-precision ranking for ``users`` (training items excluded)."""
-    from indexer.metrics import recall_ndcg
+    from indexer.metrics import recall_ndcg, top_k_columns
 
     scores = users_vec[users] @ items_vec.T
     rows, cols = train[users].nonzero()
     scores[rows, cols] = -np.inf
-    ranked = np.argpartition(-scores, k, axis=1)[:, :k]
+    ranked = top_k_columns(scores, k)
     order = np.argsort(-np.take_along_axis(scores, ranked, axis=1), axis=1)
     return recall_ndcg(np.take_along_axis(ranked, order, axis=1), truth, users, k)[f"recall@{k}"]
 

@@ -146,7 +146,7 @@ class ClosedForm(Encoder):
         from indexer.metrics import exact_recall
 
         fit, validation = holdout(train, self.cfg.val_fraction, self.cfg.seed)
-        limit = min(fit.shape) - 1
+        limit = max(1, min(fit.shape) - 1)  # rank 1 even for one user or two items
         if self.cfg.dim:
             ranks = [min(self.cfg.dim, limit)]
         else:  # past a quarter of the spectrum the filter is no longer low-pass; skip those ranks

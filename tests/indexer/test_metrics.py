@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from indexer.metrics import evaluate_rankings, paired_bootstrap, per_user_recall_ndcg, recall_ndcg
+from indexer.metrics import (
+    evaluate_rankings,
+    paired_bootstrap,
+    per_user_recall_ndcg,
+    recall_ndcg,
+    top_k_columns,
+)
 
 
 def brute_force(ranked, truth_sets, k):
@@ -99,3 +105,10 @@ def test_paired_bootstrap_tells_a_shift_from_noise():
 def test_paired_bootstrap_rejects_bad_input(a, b, confidence, message):
     with pytest.raises(ValueError, match=message):
         paired_bootstrap(a, b, confidence=confidence)
+
+
+def test_top_k_columns_takes_the_k_largest_and_every_column_of_a_small_catalogue():
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [1.0, -1.0, 0.0, 2.0]])
+    assert [sorted(r) for r in top_k_columns(scores, 2).tolist()] == [[1, 3], [0, 3]]
+    for k in (4, 20):
+        assert top_k_columns(scores, k).tolist() == [[0, 1, 2, 3]] * 2
