@@ -32,6 +32,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build: noise here
 
 
 def _load_data(path: Path, fmt: str, split: str, test_fraction: float, seed: int):  # type: ignore[no-untyped-def]
@@ -316,6 +317,19 @@ def demo(
         serve(store=str(store), host=host, port=port)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point. A usage error (a bad option value, an unknown option) ends in
+    one ``error:`` line and exit code 2, like every other bad input, not Click's usage box."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Abort:  # Ctrl-C
+        typer.echo("error: aborted", err=True)
+        raise SystemExit(130) from None
+    except typer.TyperException as err:  # Click's exceptions, as Typer vendors them
+        if type(err).__name__ == "NoArgsIsHelpError":  # a bare command or group: its help, as before
+            err.show()  # type: ignore[attr-defined]
+            raise SystemExit(2) from None
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        typer.echo(f"error: {' '.join(message.split())}", err=True)  # outside the app: no fail()
+        raise SystemExit(getattr(err, "exit_code", 2)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -305,3 +305,39 @@ def test_index_handles_catalogues_smaller_than_k(tmp_path, rows, quantizer):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout.strip().splitlines()[-1])["metrics"]
     assert metrics["served"]["users"] == metrics["full"]["users"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["index", "--data", "x.csv", "--bits", "0"], "error: Invalid value for '--bits'"),
+        (["index", "--frobnicate"], "error: No such option: --frobnicate"),
+        (["index"], "error: Missing option '--data'"),
+        (["generate", "--out", "g.csv", "--users", "abc"], "error: Invalid value for '--users'"),
+        (["store", "gc", "--keep", "-1"], "error: Invalid value for '--keep'"),
+        (["serve", "--port", "70000"], "error: Invalid value for '--port'"),
+        (["no-such-command"], "error: No such command 'no-such-command'"),
+    ],
+)
+def test_usage_errors_end_in_one_line_and_exit_2(capsys, args, message):
+    from hashrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_the_entry_point_keeps_exit_codes_and_help(capsys, tmp_path):
+    from hashrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "--out", str(tmp_path / "g.csv"), "--users", "5", "--items", "5"])
+    assert exit_info.value.code == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["index", "--data", str(tmp_path / "missing.csv"), "--store", str(tmp_path / "s")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0 and "index" in capsys.readouterr().out
