@@ -207,6 +207,10 @@ def evaluate(
     )
 
 
+#: Log levels of the service (``Settings.log_level``) and of uvicorn.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     import os
@@ -228,7 +232,9 @@ def serve(
             min=0, max=64, help="Worker processes; 0: one per CPU core this process may use (measured best)."
         ),
     ] = 0,
-    log_level: str = "info",
+    log_level: Annotated[
+        str, typer.Option(help=f"Level of the service's logs: {', '.join(LOG_LEVELS)}.")
+    ] = "info",
 ) -> None:
     """Serve the store's current version over HTTP (other settings: HASHREC_* variables)."""
     import os
@@ -236,18 +242,25 @@ def serve(
 
     import uvicorn
 
+    if log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    log_level = log_level.lower()
     workers = workers or usable_cores()
     # Settings travel to every worker through the environment; the factory reads them there.
     os.environ["HASHREC_STORE"] = store_location(store)
     os.environ["HASHREC_LOG_LEVEL"] = log_level
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hashrec-metrics-")
-    try:
-        from service.settings import Settings
+    from pydantic import ValidationError
 
+    from service.settings import Settings
+
+    try:
         Settings()
-    except ValueError as err:
-        fail(f"invalid HASHREC_* setting: {err}".splitlines()[0])
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = "HASHREC_" + "_".join(str(part) for part in first["loc"][:1]).upper()
+        fail(f"{name}={os.environ.get(name, '')!r}: {first['msg']}")
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,

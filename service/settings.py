@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,4 +65,11 @@ class Settings(BaseSettings):
         description="FastAPI's native OpenTelemetry (to the providers configured in the process); off: "
         "FastAPI skips its per-request check for a configured provider.",
     )
-    log_level: str = Field("info", description="Level of the JSON logs; `hashrec serve --log-level` sets it.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Level of the JSON logs; `hashrec serve --log-level` sets it."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

@@ -341,3 +341,27 @@ def test_the_entry_point_keeps_exit_codes_and_help(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0 and "index" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("HASHREC_OVERSAMPLE", "0", "greater than or equal to 1"),
+        ("HASHREC_CACHE_TTL_S", "abc", "valid number"),
+        ("HASHREC_RERANK_DTYPE", "bogus", "'float32', 'float16' or 'int8'"),
+        ("HASHREC_HAMMING_KERNEL", "simd", "'auto', 'faiss' or 'numba'"),
+    ],
+)
+def test_serve_names_the_invalid_setting_in_one_line(captured_serve, variable, value, message):
+    result, _ = captured_serve([], env={variable: value})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {variable}={value!r}: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_serve_refuses_an_unknown_log_level_in_one_line(captured_serve):
+    result, _ = captured_serve(["--log-level", "bogus"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: --log-level: 'bogus' is not one of critical")
+    result, _ = captured_serve(["--log-level", "DEBUG"])
+    assert result.exit_code == 0, result.output
