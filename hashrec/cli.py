@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hashrec.common import StoreOpt, emit, fail, store_location
+from hashrec.common import StoreOpt, check_store_writable, emit, fail, store_location
 from hashrec.loadtest_cli import loadtest
 from hashrec.store_cli import store_app
 
@@ -122,6 +123,14 @@ def index(
         fail(f"--spectral-power applies to --encoder gfcf only, not {encoder!r}")
     if compression != "full" and encoder not in ("mf", "lightgcn"):
         fail(f"--compression needs a trained encoder (mf or lightgcn), not {encoder!r}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        fail(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            fail(f"--device {device}: torch {torch.__version__} sees no CUDA device")
+    check_store_writable(store)
     from indexer.build import IndexConfig, build_index
     from model_store import ModelStore, StoreError
 
@@ -162,6 +171,8 @@ def index(
         result = build_index(interactions, ModelStore(store), cfg, data_options=data_options)
     except StoreError as err:
         fail(str(err))
+    except OSError as err:  # the store's filesystem refused the write
+        fail(f"store {store}: {err}")
     emit(result)
 
 
@@ -184,6 +195,8 @@ def evaluate(
         artifact = ModelStore(store).open(version)
     except StoreError as err:
         fail(str(err))
+    except OSError as err:
+        fail(f"store {store}: {err}")
     options = artifact.manifest.dataset.get("options", {})
     interactions = _load_data(
         data,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -36,6 +37,29 @@ def store_location(store: str) -> str:
     except StoreError as err:
         fail(str(err))
     return str(path.resolve()) if path is not None else url
+
+
+def check_store_writable(store: str) -> None:
+    """Exit with one line, before any long work, where ``store`` cannot take a new version: a local
+    path under a file or an unwritable directory, or a remote URL whose filesystem package is
+    missing."""
+    from model_store import ModelStore, StoreError
+    from model_store.backends import parse_location
+
+    try:
+        _, path = parse_location(store)
+        if path is None:
+            ModelStore(store)  # builds the remote filesystem client: a missing package fails here
+            return
+    except StoreError as err:
+        fail(str(err))
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"store {store}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"store {store}: {existing} is not writable")
 
 
 def emit(obj: Any) -> None:

@@ -313,13 +313,16 @@ def run_loadtest(cfg: LoadTestConfig) -> dict[str, Any]:
 
     try:
         ids_version = ModelStore(cfg.store).open().version
-    except StoreError as err:
+    except (StoreError, OSError) as err:
         raise LoadTestError(
             f"--store {cfg.store}: {err} (the load test reads user and item ids there)"
         ) from None
+    try:  # before the wait for the service, so a bad --out fails at once
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LoadTestError(f"--out {cfg.out}: {err.strerror or err}") from None
     ready = wait_ready(base, cfg.ready_timeout)
     served = ready.get("model_version")
-    cfg.out.mkdir(parents=True, exist_ok=True)
     for stale in [*cfg.out.glob(f"{CSV_PREFIX}_*"), cfg.out / "steps.json", cfg.out / "summary.json"]:
         stale.unlink(missing_ok=True)
     before = read_cache(base)

@@ -30,8 +30,8 @@ from model_store.fsutil import HASH_CHUNK, append_durable, atomic_write, sha256_
 
 #: fsspec protocols treated as remote stores when they appear as ``PROTOCOL://...``.
 REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")
-_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
-_COLLAPSED = re.compile(r"^(" + "|".join(REMOTE_PROTOCOLS) + r"):/([^/].*)$")
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$", re.IGNORECASE)  # schemes ignore case (RFC 3986)
+_COLLAPSED = re.compile(r"^(" + "|".join(REMOTE_PROTOCOLS) + r"):/([^/].*)$", re.IGNORECASE)
 LOCK_KEY = ".lock"
 T = TypeVar("T")
 #: Objects up to this size are hashed from one GET instead of a ranged stream.
@@ -46,6 +46,8 @@ def parse_location(location: str | os.PathLike[str]) -> tuple[str, Path | None]:
     to ``s3:/b/p``, is recognised as the URL it was.
     """
     text = os.fspath(location)
+    if not text.strip():
+        raise StoreError("the store location is empty: give a directory or s3://bucket/prefix")
     if isinstance(location, PurePath) and (collapsed := _COLLAPSED.match(text)):
         text = f"{collapsed.group(1)}://{collapsed.group(2)}"
     match = _URL.match(text)
@@ -53,6 +55,7 @@ def parse_location(location: str | os.PathLike[str]) -> tuple[str, Path | None]:
         path = Path(text).expanduser()
         return str(path), path
     protocol, rest = match.groups()
+    protocol = protocol.lower()
     if protocol == "file":
         path = Path(rest).expanduser()
         return str(path), path
@@ -447,4 +450,7 @@ def make_backend(
     """The backend for a location returned by :func:`parse_location`."""
     if local is not None:
         return LocalBackend(local, lock_timeout)
-    return FsspecBackend(url, storage_options, lock_timeout)
+    try:
+        return FsspecBackend(url, storage_options, lock_timeout)
+    except ImportError as err:  # fsspec's message names the package: "Please install gcsfs ..."
+        raise StoreError(f"store {url}: {err}") from err

@@ -365,3 +365,53 @@ def test_serve_refuses_an_unknown_log_level_in_one_line(captured_serve):
     assert result.stderr.startswith("error: --log-level: 'bogus' is not one of critical")
     result, _ = captured_serve(["--log-level", "DEBUG"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("a-file", "a-file is not a directory"),
+        ("a-file/sub", "a-file is not a directory"),
+        ("", "the store location is empty"),
+    ],
+)
+def test_index_refuses_an_unusable_store_before_training(indexed, tmp_path, monkeypatch, store, message):
+    data, _, _ = indexed
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a store")
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", store, "--quiet"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written anywhere
+
+
+def test_index_and_evaluate_name_a_store_whose_package_is_missing(indexed):
+    pytest.importorskip("fsspec")
+    try:
+        import gcsfs  # noqa: F401
+
+        pytest.skip("gcsfs is installed: gs:// works here")
+    except ImportError:
+        pass
+    data, _, _ = indexed
+    for command in (["index"], ["evaluate"]):
+        result = runner.invoke(app, [*command, "--data", str(data), "--store", "gs://bucket/p"])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert "gcsfs" in result.stderr
+
+
+@pytest.mark.parametrize("device", ["bogus", "gpu", "cuda:x"])
+def test_index_refuses_an_unknown_device(indexed, tmp_path, device):
+    data, _, _ = indexed
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--device", device])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --device must be auto, cpu, cuda")
+
+
+def test_index_on_cuda_without_a_gpu_says_so_in_one_line(indexed, tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    data, _, _ = indexed
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--device", "cuda"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "sees no CUDA device" in result.stderr

@@ -25,6 +25,12 @@ def test_store_locations_are_parsed():
         parse_location("ftp://host/x")
     with pytest.raises(StoreError, match="names no bucket"):
         parse_location("s3://")
+    # a scheme is case-insensitive: S3:// must not become a local directory named "S3:"
+    assert parse_location("S3://bucket/prefix") == ("s3://bucket/prefix", None)
+    assert parse_location(Path("S3://bucket/prefix")) == ("s3://bucket/prefix", None)
+    for empty in ("", "  "):
+        with pytest.raises(StoreError, match="empty"):  # not the current directory
+            parse_location(empty)
 
 
 def test_default_cache_dir_is_per_url(monkeypatch, tmp_path):
