@@ -49,10 +49,15 @@ def _reported() -> Iterator[None]:
 
 
 def _open_store(store: str) -> ModelStore:
-    """A ModelStore for the --store value."""
+    """A ModelStore for the --store value; a local directory that does not exist is an error, so a
+    mistyped path is not taken for an empty store (nor created by a command that locks it)."""
     from model_store import ModelStore
+    from model_store.backends import parse_location
 
     with _reported():
+        _, path = parse_location(store)
+        if path is not None and not path.is_dir():
+            fail(f"no store at {path}: {'not a directory' if path.exists() else 'no such directory'}")
         return ModelStore(store)
 
 
@@ -128,6 +133,13 @@ def store_list(store: StoreOpt = "store", as_json: JsonOpt = False) -> None:
         current = model_store.current()
         manifests = model_store.list_versions()
         labels = _labels(model_store)
+        unreadable = model_store.version_folders()[len(manifests) :]
+    if unreadable:  # on stderr, so that --json stays one document
+        typer.echo(
+            f"warning: no readable manifest in {', '.join(unreadable)}: "
+            "not listed; `hashrec store verify` names the damage",
+            err=True,
+        )
     rows = [
         {
             "version": m.version,

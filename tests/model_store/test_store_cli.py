@@ -75,8 +75,28 @@ def test_list_shows_versions_metrics_sizes_and_aliases(three):
 
 
 def test_list_of_an_empty_store(tmp_path):
-    result = runner.invoke(app, ["store", "list", "--store", str(tmp_path / "none")])
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["store", "list", "--store", str(tmp_path / "empty")])
     assert result.exit_code == 0 and "no versions in" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["list"], ["verify"], ["history"], ["gc", "--keep", "1"], ["unalias", "x"]]
+)
+def test_a_missing_store_directory_is_an_error_and_stays_missing(tmp_path, command):
+    missing = tmp_path / "mistyped"
+    result = runner.invoke(app, ["store", *command, "--store", str(missing)])
+    assert result.exit_code == 2 and result.stderr == f"error: no store at {missing}: no such directory\n"
+    assert not missing.exists()  # a locking command did not create it
+
+
+def test_list_warns_of_a_version_whose_manifest_is_unreadable(three):
+    store, (v1, v2, v3) = three
+    (store.root / "versions" / v2 / "manifest.json").write_text("{")
+    result = run(store, "list", "--json")
+    assert result.exit_code == 0
+    assert [row["version"] for row in json.loads(result.stdout)] == [v1, v3]
+    assert result.stderr.startswith(f"warning: no readable manifest in {v2}")
 
 
 def test_show_prints_the_manifest_and_accepts_an_alias(three):
