@@ -135,6 +135,8 @@ def index(
     from model_store import ModelStore, StoreError
 
     interactions = _load_data(data, fmt, split, test_fraction, seed)
+    if interactions.test.nnz == 0:
+        typer.echo(f"warning: {data}: the test split is empty, so no metric is measured", err=True)
     n_ids = interactions.n_users + interactions.n_items
     if budget > n_ids:
         fail(f"--budget {budget:g} rows exceeds the {n_ids} users + items")
@@ -210,6 +212,12 @@ def evaluate(
     c = candidates or int(artifact.manifest.config.get("candidates", 200))
     metrics = evaluate_model(model, test, candidates=c, ks=(20, 50))
     same = interactions.fingerprint() == artifact.manifest.dataset.get("fingerprint")
+    if not test.nnz:
+        typer.echo(
+            f"warning: no test pair of {data} names a user and an item of {artifact.version}; "
+            "nothing was measured",
+            err=True,
+        )
     emit(
         {
             "version": artifact.version,
@@ -293,9 +301,13 @@ def generate(
     items: Annotated[int, typer.Option(min=2)] = 1000,
     communities: Annotated[int, typer.Option(min=1)] = 8,
     mean_items: Annotated[float, typer.Option(min=2.0)] = 20.0,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """Write a generated interaction log (latent communities, long-tailed popularity)."""
+    if not out.name:
+        fail("--out names no file")
+    if not out.name.lower().endswith((".csv", ".csv.gz")):
+        fail(f"--out {out}: generate writes CSV; name the file .csv or .csv.gz")
     from indexer.data import generate_interactions, write_interactions_csv
 
     data = generate_interactions(

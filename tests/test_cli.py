@@ -415,3 +415,33 @@ def test_index_on_cuda_without_a_gpu_says_so_in_one_line(indexed, tmp_path):
     result = runner.invoke(app, ["index", "--data", str(data), "--store", str(tmp_path), "--device", "cuda"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "sees no CUDA device" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", ""], "error: --out names no file"),
+        (["--out", "g.parquet"], "error: --out g.parquet: generate writes CSV"),
+        (["--out", "g.csv", "--seed", "-1"], "error: Invalid value for '--seed'"),
+    ],
+)
+def test_generate_refuses_what_it_cannot_write_in_one_line(tmp_path, monkeypatch, capsys, args, message):
+    from hashrec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_index_and_evaluate_warn_when_nothing_can_be_measured(tmp_path, indexed):
+    data = tmp_path / "no-test.csv"
+    data.write_text("user,item,split\nu1,i1,train\nu1,i2,train\nu2,i1,train\n")
+    store = tmp_path / "s"
+    result = runner.invoke(app, ["index", "--data", str(data), "--store", str(store), "--quiet"])
+    assert result.exit_code == 0 and "the test split is empty" in result.stderr
+    _, other_store, _ = indexed  # a model whose ids this data does not share
+    result = runner.invoke(app, ["evaluate", "--data", str(data), "--store", str(other_store)])
+    assert result.exit_code == 0 and "nothing was measured" in result.stderr
