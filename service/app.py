@@ -32,15 +32,22 @@ def _field_name(loc: tuple[object, ...]) -> str:
     return ".".join(parts)
 
 
+#: Validation errors listed in a 422; a 30 KB list of bad items must not answer with 1 MB.
+MAX_LISTED_ERRORS = 20
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    found = exc.errors()
     errors = [
         {
             "field": "body" if e["type"] == "json_invalid" else _field_name(tuple(e["loc"])),
             "message": e["msg"],
         }
-        for e in exc.errors()
+        for e in found[:MAX_LISTED_ERRORS]
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    if len(found) > MAX_LISTED_ERRORS:
+        detail += f"; and {len(found) - MAX_LISTED_ERRORS} more errors"
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
 
@@ -117,6 +124,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Top-K recommendations: Hamming candidates from binary codes, exact rerank.",
         # FastAPI otherwise asks the OpenTelemetry API for configured providers on every request.
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
+        # /v1/recommend/ is a 404 naming no such route, not a 307 with an empty body and an http://
+        # Location that is wrong behind a TLS proxy.
+        redirect_slashes=False,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

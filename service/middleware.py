@@ -34,7 +34,10 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or os.urandom(16).hex()  # uuid4().hex cost 4x more
+        request_id = _header(scope, b"x-request-id")
+        # Headers are bytes read as latin-1: only printable ASCII comes back as the client sent it.
+        if not (request_id and request_id.isascii() and request_id.isprintable() and request_id.strip()):
+            request_id = os.urandom(16).hex()  # uuid4().hex cost 4x more
         token = REQUEST_ID.set(request_id[:64])
         started = time.perf_counter()
         status = 500

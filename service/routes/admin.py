@@ -5,9 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 
-from service.routes.deps import StateDep
+from model_store import StoreError, VersionNotFound
+from model_store.names import check_name
+from service.routes.deps import StateDep, json_body, json_body_schema
 from service.schemas import ErrorResponse, ReloadRequest, ReloadResponse, ValidationErrorResponse
 from service.state import ReloadRefused
 
@@ -32,6 +34,7 @@ async def require_admin(state: StateDep, authorization: Annotated[str | None, He
     "/reload",
     response_model=ReloadResponse,
     dependencies=[Depends(require_admin)],
+    openapi_extra={"requestBody": {**json_body_schema(ReloadRequest)["requestBody"], "required": False}},
     responses={
         400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
@@ -41,11 +44,25 @@ async def require_admin(state: StateDep, authorization: Annotated[str | None, He
         422: {"model": ValidationErrorResponse},
     },
 )
-async def reload(state: StateDep, body: ReloadRequest | None = None) -> ReloadResponse:
-    """Verify, load and smoke-test a version, then swap it in; 409 (old model kept) if refused."""
+async def reload(request: Request, state: StateDep) -> ReloadResponse:
+    """Verify, load and smoke-test a version, then swap it in; 409 (old model kept) if refused.
+
+    The body is read here, after the token check, so a caller without the token learns nothing
+    from parse errors. An invalid version name is a 422, a version the store lacks a 404.
+    """
+    raw = await request.body()
+    body = await json_body(request, ReloadRequest) if raw.strip() else None
+    wanted = body.version if body else None
+    if wanted is not None:
+        try:
+            check_name(wanted, "version or alias")
+        except StoreError as err:
+            raise HTTPException(422, f"version: {err}") from None
     previous = state.loaded.version if state.loaded else None
     try:
-        loaded = await state.reload(body.version if body else None)
+        loaded = await state.reload(wanted)
     except ReloadRefused as err:
+        if isinstance(err.__cause__, VersionNotFound):
+            raise HTTPException(404, f"version: {wanted!r} is not in the store") from None
         raise HTTPException(409, f"reload refused, still serving {previous}: {err}") from None
     return ReloadResponse(model_version=loaded.version, previous_version=previous)

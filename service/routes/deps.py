@@ -11,6 +11,7 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from service.state import Loaded, ServiceState
 
@@ -62,7 +63,10 @@ async def json_body(request: Request, model: type[BodyModel]) -> BodyModel:
     Python objects and dependency solving) cost more than a cached answer. Errors are the same
     ``RequestValidationError`` (422 naming the field) FastAPI raises, locations under ``body``.
     """
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # nobody reads the answer; a 400, not a 500 with a traceback
+        raise HTTPException(400, "body: the client disconnected before sending all of it") from None
     if not raw:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
     if not _is_json(request.headers.get("content-type")):

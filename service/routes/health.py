@@ -11,12 +11,14 @@ from service.schemas import HealthResponse
 router = APIRouter(tags=["health"])
 
 
+@router.head("/healthz", include_in_schema=False, response_model=None)
 @router.get("/healthz", response_model=HealthResponse)
 async def healthz() -> HealthResponse:
     """The process is up."""
     return HealthResponse(status="ok")
 
 
+@router.head("/readyz", include_in_schema=False, response_model=None)
 @router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def readyz(state: StateDep) -> HealthResponse | JSONResponse:
     """Ready once a verified model is loaded; otherwise 503 with the reason."""

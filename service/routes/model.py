@@ -11,6 +11,7 @@ from service.schemas import ErrorResponse, ModelResponse
 router = APIRouter(tags=["model"])
 
 
+@router.head("/v1/model", include_in_schema=False, response_model=None)
 @router.get("/v1/model", response_model=ModelResponse, responses={503: {"model": ErrorResponse}})
 async def model_info(loaded: LoadedDep) -> ModelResponse:
     """The serving version, its manifest summary (files omitted) and when it was loaded."""
@@ -25,6 +26,7 @@ async def model_info(loaded: LoadedDep) -> ModelResponse:
     )
 
 
+@router.head("/metrics", include_in_schema=False, response_model=None)
 @router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics() -> Response:
     """Prometheus exposition."""

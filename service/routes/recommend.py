@@ -61,6 +61,12 @@ def _item_rows(loaded: Loaded, ids: list[str], field: str, strict: bool) -> np.n
     return rows[rows >= 0]
 
 
+def _default_k(state: ServiceState, body: Any) -> None:
+    """A request without ``k`` asks for the default 20, or for ``HASHREC_MAX_K`` if that is lower."""
+    if "k" not in body.model_fields_set:
+        body.k = min(body.k, state.settings.max_k)
+
+
 def _check_bounds(state: ServiceState, k: int, candidates: int | None) -> None:
     settings = state.settings
     if k > settings.max_k:
@@ -70,10 +76,13 @@ def _check_bounds(state: ServiceState, k: int, candidates: int | None) -> None:
 
 
 def _cache_key(version: str, body: RecommendRequest) -> str:
+    # strict is part of the key: a non-strict request caches the popular items as the fallback,
+    # which a strict request for the same unknown user must not get (it gets a 404).
     if not body.history and not body.exclude_items:
-        return f"rec2:{version}:{body.user_id}:{body.k}:{int(body.exclude_seen)}:{body.candidates}"
-    digest = hashlib.blake2b(orjson.dumps(body.model_dump(exclude={"strict"})), digest_size=16)
-    return f"rec2:{version}:h:{digest.hexdigest()}"
+        flags = f"{int(body.exclude_seen)}{int(body.strict)}"
+        return f"rec3:{version}:{body.user_id}:{body.k}:{flags}:{body.candidates}"
+    digest = hashlib.blake2b(orjson.dumps(body.model_dump()), digest_size=16)
+    return f"rec3:{version}:h:{digest.hexdigest()}"
 
 
 def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, float]], bool]:
@@ -123,6 +132,7 @@ async def recommend(request: Request) -> Response:
     """
     state, loaded = serving(request)
     body = await json_body(request, RecommendRequest)
+    _default_k(state, body)
     _check_bounds(state, body.k, body.candidates)
     key = _cache_key(loaded.version, body)
 
@@ -154,6 +164,7 @@ async def recommend_batch(request: Request) -> BatchResponse:
     body = await json_body(request, BatchRequest)
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
+    _default_k(state, body)
     _check_bounds(state, body.k, None)
     all_rows = loaded.model.user_index.rows(body.user_ids)
     if body.strict and (all_rows < 0).any():
@@ -184,6 +195,7 @@ async def similar_items(request: Request) -> SimilarResponse:
     """Items nearest to an item: Hamming candidates, cosine rerank; the item itself excluded."""
     state, loaded = serving(request)
     body = await json_body(request, SimilarRequest)
+    _default_k(state, body)
     _check_bounds(state, body.k, body.candidates)
     row = loaded.model.item_index.get(body.item_id)
     if row is None:

@@ -177,8 +177,35 @@ def test_admin_reload_cannot_escape_the_store(store, version):
         response = client.post(
             "/admin/reload", json={"version": version}, headers={"authorization": "Bearer t"}
         )
-        assert response.status_code == 409 and "invalid version name" in response.json()["detail"]
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "version"
+        assert "invalid version or alias name" in response.json()["detail"]
         assert client.get("/readyz").json()["model_version"] == store.current()
+
+
+def test_admin_reload_checks_the_token_before_reading_the_body(store):
+    with TestClient(create_app(Settings(store=store.root, admin_token="t"))) as client:
+        for body in ("{bad", "[" * 5000):
+            response = client.post(
+                "/admin/reload", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 401, response.text
+        with_token = {"authorization": "Bearer t", "content-type": "application/json"}
+        response = client.post("/admin/reload", content="{bad", headers=with_token)
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "body"
+        assert client.post("/admin/reload", headers={"authorization": "Bearer t"}).status_code == 200
+
+
+def test_admin_reload_of_a_missing_version_is_a_404_naming_it(store):
+    with TestClient(create_app(Settings(store=store.root, admin_token="t"))) as client:
+        response = client.post(
+            "/admin/reload",
+            json={"version": "v99999999-000000-000000"},
+            headers={"authorization": "Bearer t"},
+        )
+        assert response.status_code == 404
+        assert response.json()["detail"] == "version: 'v99999999-000000-000000' is not in the store"
+        assert str(store.root) not in response.text
 
 
 @pytest.mark.parametrize("wanted", [False, True])
@@ -192,3 +219,89 @@ def test_fastapi_opentelemetry_follows_the_setting(store, monkeypatch, wanted):
     assert [app._telemetry[signal] for signal in ("tracing", "metrics", "logs")] == [wanted] * 3
     with TestClient(app) as client:
         assert client.post("/v1/recommend", json={"user_id": "u0", "k": 3}).status_code == 200
+
+
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("query", [{"user_id": "ghost"}, {"history": ["no-such-item"]}])
+def test_strict_is_a_404_even_after_a_non_strict_answer_was_cached(store, direct, query):
+    with TestClient(create_app(Settings(store=store.root, direct_routes=direct))) as client:
+        loose = client.post("/v1/recommend", json={**query, "k": 4})
+        assert loose.status_code == 200 and loose.json()["fallback"] is True
+        strict = client.post("/v1/recommend", json={**query, "k": 4, "strict": True})
+        assert strict.status_code == 404, strict.text
+
+
+def test_a_client_gone_before_its_body_arrived_is_a_400_not_a_500(store):
+    import anyio
+
+    app = create_app(Settings(store=store.root))
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/recommend",
+        "raw_path": b"/v1/recommend",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"t"), (b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+
+    anyio.run(run)
+    assert sent[0]["status"] == 400
+
+
+@pytest.mark.parametrize(
+    ("given", "echoed"),
+    [("abc-123", "abc-123"), ("h\u00e9llo\U0001f600", None), ("a" * 100, "a" * 64), (" ", None)],
+)
+def test_request_ids_are_echoed_when_printable_ascii_else_replaced(client, given, echoed):
+    response = client.get("/healthz", headers={"x-request-id": given.encode()})  # UTF-8 on the wire
+    returned = response.headers["x-request-id"]
+    if echoed is None:
+        assert len(returned) == 32 and all(c in "0123456789abcdef" for c in returned)
+    else:
+        assert returned == echoed
+
+
+def test_a_trailing_slash_is_a_json_404_not_a_redirect(client):
+    response = client.post("/v1/recommend/", json={"user_id": "u1"}, follow_redirects=False)
+    assert response.status_code == 404 and response.json()["detail"] == "Not Found"
+
+
+def test_head_answers_where_get_does(client):
+    for path in ("/healthz", "/readyz", "/v1/model", "/metrics"):
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b"", path
+
+
+def test_an_omitted_k_follows_a_lower_max_k_and_an_explicit_one_is_checked(store):
+    with TestClient(create_app(Settings(store=store.root, max_k=10))) as client:
+        response = client.post("/v1/recommend", json={"user_id": "u1"})
+        assert response.status_code == 200 and len(response.json()["items"]) == 10
+        assert client.post("/v1/recommend/batch", json={"user_ids": ["u1"]}).status_code == 200
+        response = client.post("/v1/recommend", json={"user_id": "u1", "k": 11})
+        assert response.status_code == 422 and response.json()["detail"] == "k: must be at most 10"
+
+
+def test_a_422_lists_at_most_twenty_errors(client):
+    response = client.post("/v1/recommend", json={"user_id": "u1", "exclude_items": [1] * 500})
+    body = response.json()
+    assert response.status_code == 422 and len(body["errors"]) == 20
+    assert body["detail"].endswith("; and 480 more errors") and len(response.content) < 5000
