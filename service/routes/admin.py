@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 
 from model_store import StoreError, VersionNotFound
 from model_store.names import check_name
-from service.routes.deps import StateDep, json_body, json_body_schema
+from service.routes.deps import StateDep, json_body, json_body_schema, read_body
 from service.schemas import ErrorResponse, ReloadRequest, ReloadResponse, ValidationErrorResponse
 from service.state import ReloadRefused
 
@@ -50,7 +50,7 @@ async def reload(request: Request, state: StateDep) -> ReloadResponse:
     The body is read here, after the token check, so a caller without the token learns nothing
     from parse errors. An invalid version name is a 422, a version the store lacks a 404.
     """
-    raw = await request.body()
+    raw = await read_body(request)
     body = await json_body(request, ReloadRequest) if raw.strip() else None
     wanted = body.version if body else None
     if wanted is not None:

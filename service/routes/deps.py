@@ -55,6 +55,14 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+async def read_body(request: Request) -> bytes:
+    """The request's body bytes (Starlette keeps them for later reads)."""
+    try:
+        return await request.body()
+    except ClientDisconnect:  # nobody reads the answer; a 400, not a 500 with a traceback
+        raise HTTPException(400, "body: the client disconnected before sending all of it") from None
+
+
 async def json_body(request: Request, model: type[BodyModel]) -> BodyModel:
     """The request body validated by ``model`` straight from its JSON bytes.
 
@@ -63,10 +71,7 @@ async def json_body(request: Request, model: type[BodyModel]) -> BodyModel:
     Python objects and dependency solving) cost more than a cached answer. Errors are the same
     ``RequestValidationError`` (422 naming the field) FastAPI raises, locations under ``body``.
     """
-    try:
-        raw = await request.body()
-    except ClientDisconnect:  # nobody reads the answer; a 400, not a 500 with a traceback
-        raise HTTPException(400, "body: the client disconnected before sending all of it") from None
+    raw = await read_body(request)
     if not raw:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
     if not _is_json(request.headers.get("content-type")):
