@@ -21,11 +21,12 @@ async def require_admin(state: StateDep, authorization: Annotated[str | None, He
     token = state.settings.admin_token
     if token is None:
         raise HTTPException(404, "admin routes are disabled: set HASHREC_ADMIN_TOKEN to enable them")
-    if not authorization or not authorization.startswith("Bearer "):
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:  # auth schemes ignore case (RFC 9110)
         raise HTTPException(
             401, "authorization: a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    given = authorization.removeprefix("Bearer ").encode()
+    given = credentials.encode()
     if not secrets.compare_digest(given, token.get_secret_value().encode()):
         raise HTTPException(403, "authorization: the token is not valid")
 

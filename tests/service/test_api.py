@@ -305,3 +305,11 @@ def test_a_422_lists_at_most_twenty_errors(client):
     body = response.json()
     assert response.status_code == 422 and len(body["errors"]) == 20
     assert body["detail"].endswith("; and 480 more errors") and len(response.content) < 5000
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_admin_token_scheme_is_case_insensitive(store, scheme):
+    with TestClient(create_app(Settings(store=store.root, admin_token="t"))) as client:
+        assert client.post("/admin/reload", headers={"authorization": f"{scheme} t"}).status_code == 200
+        assert client.post("/admin/reload", headers={"authorization": f"{scheme} x"}).status_code == 403
+        assert client.post("/admin/reload", headers={"authorization": scheme}).status_code == 401
