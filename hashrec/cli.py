@@ -228,6 +228,24 @@ def evaluate(
     )
 
 
+def _check_servable(store: Path, version: str | None) -> None:
+    """Exit with one line where the service could never become ready: a store path that is a file,
+    or a version name the store cannot hold. An empty or missing store is fine: the service waits
+    for a first version."""
+    from model_store import StoreError
+    from model_store.backends import parse_location
+    from model_store.names import check_name
+
+    _, path = parse_location(store)
+    if path is not None and path.exists() and not path.is_dir():
+        fail(f"store {path}: not a directory")
+    if version is not None:
+        try:
+            check_name(version, "version or alias")
+        except StoreError as err:
+            fail(f"HASHREC_VERSION={version!r}: {err}")
+
+
 #: Log levels of the service (``Settings.log_level``) and of uvicorn.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -277,11 +295,12 @@ def serve(
     from service.settings import Settings
 
     try:
-        Settings()
+        settings = Settings()
     except ValidationError as err:
         first = err.errors()[0]
         name = "HASHREC_" + "_".join(str(part) for part in first["loc"][:1]).upper()
         fail(f"{name}={os.environ.get(name, '')!r}: {first['msg']}")
+    _check_servable(settings.store, settings.version)
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,

@@ -445,3 +445,15 @@ def test_index_and_evaluate_warn_when_nothing_can_be_measured(tmp_path, indexed)
     _, other_store, _ = indexed  # a model whose ids this data does not share
     result = runner.invoke(app, ["evaluate", "--data", str(data), "--store", str(other_store)])
     assert result.exit_code == 0 and "nothing was measured" in result.stderr
+
+
+def test_serve_refuses_a_store_that_can_never_become_ready(captured_serve, tmp_path, monkeypatch):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store")
+    result, _ = captured_serve(["--store", str(a_file)])
+    assert result.exit_code == 2 and result.stderr == f"error: store {a_file}: not a directory\n"
+    result, _ = captured_serve(["--store", str(tmp_path / "empty")], env={"HASHREC_VERSION": "../x"})
+    assert result.exit_code == 2 and result.stderr.startswith("error: HASHREC_VERSION='../x': invalid")
+    monkeypatch.delenv("HASHREC_VERSION")
+    result, _ = captured_serve(["--store", str(tmp_path / "not-yet")])  # waits for a first version
+    assert result.exit_code == 0, result.output
