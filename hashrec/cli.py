@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from hashrec.common import StoreOpt, check_store_writable, emit, fail, store_location
+from hashrec.common import StoreOpt, check_store_writable, emit, fail, parse_store, store_location
 from hashrec.loadtest_cli import loadtest
 from hashrec.store_cli import store_app
 
@@ -233,10 +233,9 @@ def _check_servable(store: Path, version: str | None) -> None:
     or a version name the store cannot hold. An empty or missing store is fine: the service waits
     for a first version."""
     from model_store import StoreError
-    from model_store.backends import parse_location
     from model_store.names import check_name
 
-    _, path = parse_location(store)
+    _, path = parse_store(store)
     if path is not None and path.exists() and not path.is_dir():
         fail(f"store {path}: not a directory")
     if version is not None:

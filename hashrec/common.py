@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -24,18 +25,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def store_location(store: str) -> str:
-    """``store`` as another process can open it: an absolute directory, or the URL as given.
-
-    Exits with a one-line reason when it is neither (an unsupported URL, a URL naming no bucket).
-    """
+def parse_store(store: str | os.PathLike[str]) -> tuple[str, Path | None]:
+    """``model_store``'s (URL, local directory or None) of a store; exits with one line when it is
+    neither (empty, an unsupported URL, a URL naming no bucket)."""
     from model_store import StoreError
     from model_store.backends import parse_location
 
     try:
-        url, path = parse_location(store)
+        return parse_location(store)
     except StoreError as err:
         fail(str(err))
+
+
+def store_location(store: str) -> str:
+    """``store`` as another process can open it: an absolute directory, or the URL as given."""
+    url, path = parse_store(store)
     return str(path.resolve()) if path is not None else url
 
 
@@ -44,15 +48,14 @@ def check_store_writable(store: str) -> None:
     path under a file or an unwritable directory, or a remote URL whose filesystem package is
     missing."""
     from model_store import ModelStore, StoreError
-    from model_store.backends import parse_location
 
-    try:
-        _, path = parse_location(store)
-        if path is None:
+    _, path = parse_store(store)
+    if path is None:
+        try:
             ModelStore(store)  # builds the remote filesystem client: a missing package fails here
-            return
-    except StoreError as err:
-        fail(str(err))
+        except StoreError as err:
+            fail(str(err))
+        return
     existing = path.absolute()
     while not existing.exists():
         existing = existing.parent

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hashrec.common import StoreOpt, emit, fail
+from hashrec.common import StoreOpt, emit, fail, parse_store
 
 if TYPE_CHECKING:
     from model_store import Change, GcReport, Manifest, ModelStore
@@ -52,12 +52,11 @@ def _open_store(store: str) -> ModelStore:
     """A ModelStore for the --store value; a local directory that does not exist is an error, so a
     mistyped path is not taken for an empty store (nor created by a command that locks it)."""
     from model_store import ModelStore
-    from model_store.backends import parse_location
 
+    _, path = parse_store(store)
+    if path is not None and not path.is_dir():
+        fail(f"no store at {path}: {'not a directory' if path.exists() else 'no such directory'}")
     with _reported():
-        _, path = parse_location(store)
-        if path is not None and not path.is_dir():
-            fail(f"no store at {path}: {'not a directory' if path.exists() else 'no such directory'}")
         return ModelStore(store)
 
 

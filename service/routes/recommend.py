@@ -61,15 +61,13 @@ def _item_rows(loaded: Loaded, ids: list[str], field: str, strict: bool) -> np.n
     return rows[rows >= 0]
 
 
-def _default_k(state: ServiceState, body: Any) -> None:
-    """A request without ``k`` asks for the default 20, or for ``HASHREC_MAX_K`` if that is lower."""
-    if "k" not in body.model_fields_set:
-        body.k = min(body.k, state.settings.max_k)
-
-
-def _check_bounds(state: ServiceState, k: int, candidates: int | None) -> None:
+def _check_bounds(state: ServiceState, body: Any, candidates: int | None) -> None:
+    """422 for a ``k`` or ``candidates`` above the service's limits; a request without ``k`` asks
+    for the default 20, or for ``HASHREC_MAX_K`` if that is lower."""
     settings = state.settings
-    if k > settings.max_k:
+    if "k" not in body.model_fields_set:
+        body.k = min(body.k, settings.max_k)
+    if body.k > settings.max_k:
         raise HTTPException(422, f"k: must be at most {settings.max_k}")
     if candidates is not None and candidates > settings.max_candidates:
         raise HTTPException(422, f"candidates: must be at most {settings.max_candidates}")
@@ -132,8 +130,7 @@ async def recommend(request: Request) -> Response:
     """
     state, loaded = serving(request)
     body = await json_body(request, RecommendRequest)
-    _default_k(state, body)
-    _check_bounds(state, body.k, body.candidates)
+    _check_bounds(state, body, body.candidates)
     key = _cache_key(loaded.version, body)
 
     async def compute() -> tuple[bytes, bool]:
@@ -164,8 +161,7 @@ async def recommend_batch(request: Request) -> BatchResponse:
     body = await json_body(request, BatchRequest)
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
-    _default_k(state, body)
-    _check_bounds(state, body.k, None)
+    _check_bounds(state, body, None)
     all_rows = loaded.model.user_index.rows(body.user_ids)
     if body.strict and (all_rows < 0).any():
         unknown_id = body.user_ids[int(np.flatnonzero(all_rows < 0)[0])]
@@ -195,8 +191,7 @@ async def similar_items(request: Request) -> SimilarResponse:
     """Items nearest to an item: Hamming candidates, cosine rerank; the item itself excluded."""
     state, loaded = serving(request)
     body = await json_body(request, SimilarRequest)
-    _default_k(state, body)
-    _check_bounds(state, body.k, body.candidates)
+    _check_bounds(state, body, body.candidates)
     row = loaded.model.item_index.get(body.item_id)
     if row is None:
         raise HTTPException(404, f"item_id {body.item_id!r} is not known to model {loaded.version}")
