@@ -32,7 +32,7 @@ import numpy as np
 
 from indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
 from indexer.data import load_interactions
-from indexer.metrics import paired_bootstrap, per_user_recall_ndcg
+from indexer.metrics import paired_bootstrap, per_user_metrics
 from service.model import ServingModel, build_binary_index
 from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 
@@ -49,16 +49,6 @@ def queries_per_second(searcher: Searcher, users: np.ndarray, budget_s: float) -
         searcher.search_users(np.array([users[done % len(users)]]), 20)
         done += 1
     return done / (time.perf_counter() - started)
-
-
-def per_user_recall(searcher: Searcher, test: Any, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Recall@20 and NDCG@20 of every user with test items, in user order."""
-    users = np.flatnonzero(np.diff(test.indptr) > 0)
-    parts = [
-        per_user_recall_ndcg(searcher.search_users(batch, 20).items[:, :20], test, batch)
-        for batch in np.array_split(users, max(1, len(users) // batch_size))
-    ]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,7 +73,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def measure(method: str, setting: str, searcher: Searcher) -> None:
         qps = queries_per_second(searcher, timing_users, args.budget_s)
-        recall, ndcg = per_user_recall(searcher, data.test)
+        values = per_user_metrics(lambda users, k: searcher.search_users(users, k).items, data.test)
+        recall, ndcg = values["recall@20"], values["ndcg@20"]
         if not exact_recall:  # exact search is measured first
             exact_recall.append(recall)
         diff = paired_bootstrap(recall, exact_recall[0], seed=args.seed)

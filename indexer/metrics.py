@@ -68,6 +68,32 @@ def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k, axis=1)[:, :k]
 
 
+def per_user_metrics(
+    rank_fn: Callable[[np.ndarray, int], np.ndarray],
+    truth: sp.csr_matrix,
+    ks: Iterable[int] = (20,),
+    batch_size: int = 1024,
+    users: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Recall@k and NDCG@k of each user with test items, ``rank_fn(user_rows, k)`` run in batches.
+
+    Returns ``{"recall@k": ..., "ndcg@k": ...}`` for every k in ``ks``: float64 arrays in the
+    order of ``users`` (default: every user with test items), users without test items left out.
+    """
+    ks = sorted(set(ks))
+    if users is None:
+        users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    parts: dict[str, list[np.ndarray]] = {f"{m}@{k}": [] for k in ks for m in ("recall", "ndcg")}
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        ranked = rank_fn(batch, ks[-1])
+        for k in ks:
+            recall, ndcg = per_user_recall_ndcg(ranked[:, :k], truth, batch)
+            parts[f"recall@{k}"].append(recall)
+            parts[f"ndcg@{k}"].append(ndcg)
+    return {name: np.concatenate(values) if values else np.empty(0) for name, values in parts.items()}
+
+
 def evaluate_rankings(
     rank_fn: Callable[[np.ndarray, int], np.ndarray],
     truth: sp.csr_matrix,
@@ -79,19 +105,11 @@ def evaluate_rankings(
 
     Returns the mean of every metric in ``ks`` and the number of users evaluated.
     """
-    ks = sorted(set(ks))
     if users is None:
         users = np.flatnonzero(np.diff(truth.indptr) > 0)
-    sums: dict[str, float] = {}
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        ranked = rank_fn(batch, ks[-1])
-        for k in ks:
-            recall, ndcg = per_user_recall_ndcg(ranked[:, :k], truth, batch)
-            sums[f"recall@{k}"] = sums.get(f"recall@{k}", 0.0) + float(recall.sum())
-            sums[f"ndcg@{k}"] = sums.get(f"ndcg@{k}", 0.0) + float(ndcg.sum())
+    values = per_user_metrics(rank_fn, truth, ks, batch_size, users)
     n = max(len(users), 1)
-    result = {name: round(total / n, 6) for name, total in sorted(sums.items())}
+    result: dict[str, float] = {name: round(float(v.sum()) / n, 6) for name, v in sorted(values.items())}
     result["users"] = len(users)
     return result
 
