@@ -30,12 +30,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import common  # noqa: E402
+from hashrec.model_store import ModelStore  # noqa: E402
+from hashrec.retrieval.model import build_binary_index  # noqa: E402
+from hashrec.retrieval.schema import ITEM_INDEX_FILE  # noqa: E402
+from hashrec.service.app import create_app  # noqa: E402
+from hashrec.service.settings import Settings  # noqa: E402
 
-from model_store import ModelStore  # noqa: E402
-from model_store.schema import ITEM_INDEX_FILE  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.model import build_binary_index  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from tests.conftest import planted_arrays  # noqa: E402
 
 

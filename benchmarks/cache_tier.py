@@ -25,10 +25,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
-
-from indexer.build import IndexConfig, build_index
-from indexer.data import generate_interactions
-from model_store import ModelStore
+from hashrec.indexer.build import IndexConfig, build_index
+from hashrec.indexer.data import generate_interactions
+from hashrec.model_store import ModelStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import free_port, start_redis

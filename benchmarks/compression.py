@@ -33,9 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import common  # noqa: E402
-
-from indexer.compression import METHODS  # noqa: E402
-from indexer.metrics import recall_ndcg  # noqa: E402
+from hashrec.indexer.compression import METHODS  # noqa: E402
+from hashrec.indexer.metrics import recall_ndcg  # noqa: E402
 
 DATASETS: dict[str, tuple[str, dict[str, Any]]] = {
     # name: (sub-directory, load_interactions keyword arguments)
@@ -76,7 +75,7 @@ def popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix) -> dict[str, f
 
 def run_one(data: Any, method: str, budget: float, args: argparse.Namespace) -> dict[str, Any]:
     """Map, train and evaluate one configuration; returns a JSON-ready record."""
-    from indexer.encoders.models import make_encoder
+    from hashrec.indexer.encoders.models import make_encoder
 
     params: dict[str, Any] = {
         "dim": args.dim,
@@ -122,10 +121,10 @@ def run_one(data: Any, method: str, budget: float, args: argparse.Namespace) -> 
 
 def served_metrics(data: Any, embeddings: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The service's rankings (full, Hamming, Hamming top-C + rerank) of trained embeddings."""
-    from indexer.build import recommender_arrays
-    from indexer.codes import SignQuantizer
-    from indexer.evaluation import evaluate_model
-    from service.model import ServingModel
+    from hashrec.indexer.build import recommender_arrays
+    from hashrec.indexer.codes import SignQuantizer
+    from hashrec.indexer.evaluation import evaluate_model
+    from hashrec.retrieval.model import ServingModel
 
     quantizer = SignQuantizer(bits=args.bits, transform="mips", seed=args.seed)
     arrays = recommender_arrays(data, embeddings.users, embeddings.items, quantizer)
@@ -163,7 +162,7 @@ def grid(dataset: str, args: argparse.Namespace) -> list[tuple[str, float]]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from indexer.data import load_interactions
+    from hashrec.indexer.data import load_interactions
 
     invocation_started = time.perf_counter()
     results_path = Path(args.json)

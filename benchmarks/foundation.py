@@ -20,12 +20,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-
-from indexer.build import QUANTIZERS, IndexConfig, make_quantizer, recommender_arrays, train_embeddings
-from indexer.data import load_interactions
-from indexer.metrics import evaluate_rankings
-from service.model import ServingModel
-from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+from hashrec.indexer.build import (
+    QUANTIZERS,
+    IndexConfig,
+    make_quantizer,
+    recommender_arrays,
+    train_embeddings,
+)
+from hashrec.indexer.data import load_interactions
+from hashrec.indexer.metrics import evaluate_rankings
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
@@ -49,7 +54,7 @@ class AsymmetricSearcher:
     unless these numbers say otherwise."""
 
     def __init__(self, users, items, arrays, train, candidates: int = 0) -> None:  # type: ignore[no-untyped-def]
-        from indexer.codes import mips_augment
+        from hashrec.indexer.codes import mips_augment
 
         aug_users, aug_items = mips_augment(users, items)
         projection = arrays["code_projection"]

@@ -4,12 +4,12 @@ For each catalogue size and code length: queries/s of an exact top-C Hamming sea
 one query per call, in one thread, for
 
 - ``faiss``: faiss IndexBinaryFlat.search;
-- ``numba_<chunk>``: ``service.kernels.hamming_knn_kernel`` scanning in chunks of that many codes
+- ``numba_<chunk>``: ``retrieval.kernels.hamming_knn_kernel`` scanning in chunks of that many codes
   (each chunk's distances in one vectorized pass, then a vectorized threshold test per 64 codes);
   ``numba_all`` scans the whole catalogue as one chunk. The service uses
-  ``service.kernels.SCAN_CHUNK_ITEMS``. With ``--prefetch-bytes``, each numba scan is timed at
+  ``retrieval.kernels.SCAN_CHUNK_ITEMS``. With ``--prefetch-bytes``, each numba scan is timed at
   each software prefetch distance given (``numba_<chunk>_pf<bytes>``, 0: none), side by side in
-  one run; otherwise at this CPU's default (``service.kernels.default_prefetch_bytes``).
+  one run; otherwise at this CPU's default (``retrieval.kernels.default_prefetch_bytes``).
 
 Every method must return faiss's exact top-C (distances, rows and tie order) on the first 50
 queries, or the script stops. Codes are sign codes of serving_core.py's clustered vectors under a
@@ -32,9 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
+from hashrec.retrieval.kernels import SCAN_CHUNK_ITEMS, default_prefetch_bytes, hamming_knn_kernel
 from serving_core import dram_bandwidth, generate, rate
-
-from service.kernels import SCAN_CHUNK_ITEMS, default_prefetch_bytes, hamming_knn_kernel
 
 
 def numba_methods(chunks: list[int], prefetch: list[int] | None) -> dict[str, tuple[int, int | None]]:

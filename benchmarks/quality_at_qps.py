@@ -29,12 +29,11 @@ from typing import Any
 
 import faiss
 import numpy as np
-
-from indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
-from indexer.data import load_interactions
-from indexer.metrics import paired_bootstrap, per_user_metrics
-from service.model import ServingModel, build_binary_index
-from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+from hashrec.indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
+from hashrec.indexer.data import load_interactions
+from hashrec.indexer.metrics import paired_bootstrap, per_user_metrics
+from hashrec.retrieval.model import ServingModel, build_binary_index
+from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common

@@ -10,7 +10,7 @@ final ranking against the exact inner-product top-20:
   service's TwoStageSearcher with ``hamming_kernel="faiss"``.
 - ``two_stage``: the same with the vectorized numba scan (the service default when numba is
   installed); ``two_stage_f16`` and ``two_stage_i8``: that with float16 / int8 rerank vectors.
-- ``two_stage_ivf``: binary IVF (service.model.build_binary_index "ivf", nprobe tuned for >= 0.95
+- ``two_stage_ivf``: binary IVF (retrieval.model.build_binary_index "ivf", nprobe tuned for >= 0.95
   recall of the flat top-C) + rerank.
 - ``two_stage_binary_hnsw``: faiss IndexBinaryHNSW (M = 16) for the Hamming top-C + rerank,
   efSearch the smallest of C..8C reaching 0.95 of the flat top-C (skipped above ``--hnsw-max``).
@@ -47,10 +47,15 @@ from typing import Any
 import common
 import faiss
 import numpy as np
-
-from indexer.codes import random_projection
-from service.model import ServingModel, build_binary_index, flat_recall, hamming_knn_kernel, tune_nprobe
-from service.search import TwoStageSearcher
+from hashrec.indexer.codes import random_projection
+from hashrec.retrieval.model import (
+    ServingModel,
+    build_binary_index,
+    flat_recall,
+    hamming_knn_kernel,
+    tune_nprobe,
+)
+from hashrec.retrieval.search import TwoStageSearcher
 
 DIM, BITS, K, C = 64, 128, 20, 200
 
@@ -79,7 +84,7 @@ def learned_projection(
     items and on training queries drawn like the evaluation queries (same centres, other draws):
     the teacher's top-20 over the sample is distilled into the codes; the projection then encodes
     every item."""
-    from indexer.learned_codes import LearnedQuantizer
+    from hashrec.indexer.learned_codes import LearnedQuantizer
 
     rng = np.random.default_rng(seed + 1)
     rows = np.sort(rng.choice(len(items), min(sample, len(items)), replace=False))

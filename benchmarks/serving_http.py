@@ -51,12 +51,11 @@ end
 
 def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits: int = 128) -> None:
     import scipy.sparse as sp
-
-    from indexer.build import seen_csr
-    from indexer.codes import SignQuantizer
-    from model_store import ModelStore
-    from model_store.schema import ITEM_INDEX_FILE
-    from service.model import build_binary_index
+    from hashrec.indexer.build import seen_csr
+    from hashrec.indexer.codes import SignQuantizer
+    from hashrec.model_store import ModelStore
+    from hashrec.retrieval.model import build_binary_index
+    from hashrec.retrieval.schema import ITEM_INDEX_FILE
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((256, dim)).astype(np.float32)
@@ -91,9 +90,8 @@ def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits:
 def serve(store: Path, port: int) -> None:
     """The server process: the service app plus a trivial JSON route mounted here only."""
     import uvicorn
-
-    from service.app import create_app
-    from service.settings import Settings
+    from hashrec.service.app import create_app
+    from hashrec.service.settings import Settings
 
     app = create_app(Settings(store=store, poll_interval_s=0, log_level="warning"))
 

@@ -22,11 +22,10 @@ from typing import Any
 
 import common
 import numpy as np
-
-from indexer.data import load_interactions
-from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
-from indexer.metrics import evaluate_rankings
-from service.search import top_k
+from hashrec.indexer.data import load_interactions
+from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
+from hashrec.indexer.metrics import evaluate_rankings
+from hashrec.retrieval.search import top_k
 
 
 def exact_metrics(users: np.ndarray, items: np.ndarray, train, test) -> dict[str, float]:  # type: ignore[no-untyped-def]

@@ -21,11 +21,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import scipy.sparse as sp
-
-from indexer.build import seen_csr
-from indexer.codes import SignQuantizer
-from model_store import ModelStore
-from service.model import build_binary_index
+from hashrec.indexer.build import seen_csr
+from hashrec.indexer.codes import SignQuantizer
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import build_binary_index
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common

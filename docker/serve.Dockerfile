@@ -15,6 +15,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hashrec hashrec
+COPY retrieval retrieval
 COPY indexer indexer
 COPY model_store model_store
 COPY service service

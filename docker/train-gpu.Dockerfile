@@ -26,6 +26,7 @@ RUN pip install "torch==${TORCH_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hashrec hashrec
+COPY retrieval retrieval
 COPY indexer indexer
 COPY model_store model_store
 COPY service service

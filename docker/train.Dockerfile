@@ -15,6 +15,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.o
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hashrec hashrec
+COPY retrieval retrieval
 COPY indexer indexer
 COPY model_store model_store
 COPY service service

@@ -37,7 +37,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _load_data(path: Path, fmt: str, split: str, test_fraction: float, seed: int):  # type: ignore[no-untyped-def]
-    from indexer.data import DataError, load_interactions
+    from hashrec.indexer.data import DataError, load_interactions
 
     try:
         return load_interactions(path, format=fmt, split=split, test_fraction=test_fraction, seed=seed)
@@ -105,13 +105,13 @@ def index(
         fail(f"--bits must be a multiple of 8, got {bits}")
     if encoder not in ("gfcf", "lightgcn", "mf"):
         fail(f"--encoder must be gfcf, lightgcn or mf, got {encoder!r}")
-    from indexer.build import QUANTIZERS
+    from hashrec.indexer.build import QUANTIZERS
 
     if quantizer not in QUANTIZERS:
         fail(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
     if code_transform not in ("mips", "rotation"):
         fail(f"--code-transform must be mips or rotation, got {code_transform!r}")
-    from indexer.compression import METHODS
+    from hashrec.indexer.compression import METHODS
 
     if compression not in METHODS:
         fail(f"--compression must be one of {', '.join(METHODS)}, got {compression!r}")
@@ -131,8 +131,8 @@ def index(
         if not torch.cuda.is_available():
             fail(f"--device {device}: torch {torch.__version__} sees no CUDA device")
     check_store_writable(store)
-    from indexer.build import IndexConfig, build_index
-    from model_store import ModelStore, StoreError
+    from hashrec.indexer.build import IndexConfig, build_index
+    from hashrec.model_store import ModelStore, StoreError
 
     interactions = _load_data(data, fmt, split, test_fraction, seed)
     if interactions.test.nnz == 0:
@@ -189,9 +189,9 @@ def evaluate(
 ) -> None:
     """Evaluate a published version on the data's test split; print one JSON object."""
     _setup_logging(False)
-    from indexer.evaluation import align_to_model, evaluate_model
-    from model_store import ModelStore, StoreError
-    from service.model import ServingModel
+    from hashrec.indexer.evaluation import align_to_model, evaluate_model
+    from hashrec.model_store import ModelStore, StoreError
+    from hashrec.retrieval.model import ServingModel
 
     try:
         artifact = ModelStore(store).open(version)
@@ -232,8 +232,8 @@ def _check_servable(store: Path, version: str | None) -> None:
     """Exit with one line where the service could never become ready: a store path that is a file,
     or a version name the store cannot hold. An empty or missing store is fine: the service waits
     for a first version."""
-    from model_store import StoreError
-    from model_store.names import check_name
+    from hashrec.model_store import StoreError
+    from hashrec.model_store.names import check_name
 
     _, path = parse_store(store)
     if path is not None and path.exists() and not path.is_dir():
@@ -291,7 +291,7 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hashrec-metrics-")
     from pydantic import ValidationError
 
-    from service.settings import Settings
+    from hashrec.service.settings import Settings
 
     try:
         settings = Settings()
@@ -301,7 +301,7 @@ def serve(
         fail(f"{name}={os.environ.get(name, '')!r}: {first['msg']}")
     _check_servable(settings.store, settings.version)
     uvicorn.run(
-        "service.app:create_app_from_env",
+        "hashrec.service.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -326,7 +326,7 @@ def generate(
         fail("--out names no file")
     if not out.name.lower().endswith((".csv", ".csv.gz")):
         fail(f"--out {out}: generate writes CSV; name the file .csv or .csv.gz")
-    from indexer.data import generate_interactions, write_interactions_csv
+    from hashrec.indexer.data import generate_interactions, write_interactions_csv
 
     data = generate_interactions(
         n_users=users, n_items=items, n_communities=communities, mean_items_per_user=mean_items, seed=seed
@@ -361,7 +361,7 @@ def demo(
         store.parent.mkdir(parents=True, exist_ok=True)
         generate(out=data, users=3000, items=2000, communities=12, mean_items=15.0, seed=0)
     index(data=data, store=str(store), epochs=epochs, quiet=True)
-    from model_store import ModelStore
+    from hashrec.model_store import ModelStore
 
     first_user = str(ModelStore(store).open().array("user_ids")[0])
     typer.echo(

@@ -28,8 +28,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def parse_store(store: str | os.PathLike[str]) -> tuple[str, Path | None]:
     """``model_store``'s (URL, local directory or None) of a store; exits with one line when it is
     neither (empty, an unsupported URL, a URL naming no bucket)."""
-    from model_store import StoreError
-    from model_store.backends import parse_location
+    from hashrec.model_store import StoreError
+    from hashrec.model_store.backends import parse_location
 
     try:
         return parse_location(store)
@@ -47,7 +47,7 @@ def check_store_writable(store: str) -> None:
     """Exit with one line, before any long work, where ``store`` cannot take a new version: a local
     path under a file or an unwritable directory, or a remote URL whose filesystem package is
     missing."""
-    from model_store import ModelStore, StoreError
+    from hashrec.model_store import ModelStore, StoreError
 
     _, path = parse_store(store)
     if path is None:

@@ -44,7 +44,11 @@ def loadtest(
     max_steps: Annotated[int, typer.Option(min=1, max=1000, help="Step ramp: most steps.")] = 10,
     p99_target_ms: Annotated[float, typer.Option(min=0.0, help="Step ramp: p99 target.")] = 50.0,
     expect_workers: Annotated[
-        int, typer.Option(min=0, help="Run as a Locust master for this many `python -m loadtest --worker`s.")
+        int,
+        typer.Option(
+            min=0,
+            help="Run as a Locust master for this many `python -m hashrec.loadtest --worker`s.",
+        ),
     ] = 0,
     master_port: Annotated[
         int, typer.Option(min=1, max=65535, help="With --expect-workers: port the workers connect to.")
@@ -57,7 +61,7 @@ def loadtest(
     some failed, 2 on bad input (a host outside loopback without --allow-remote, no store, a
     service that never became ready).
     """
-    from loadtest.run import LoadTestConfig, LoadTestError, run_loadtest
+    from hashrec.loadtest.run import LoadTestConfig, LoadTestError, run_loadtest
 
     cfg = LoadTestConfig(
         host=host,

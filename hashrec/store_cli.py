@@ -15,7 +15,7 @@ import typer
 from hashrec.common import StoreOpt, emit, fail, parse_store
 
 if TYPE_CHECKING:
-    from model_store import Change, GcReport, Manifest, ModelStore
+    from hashrec.model_store import Change, GcReport, Manifest, ModelStore
 
 store_app = typer.Typer(help="Inspect and manage the model store.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ VersionArg = Annotated[str, typer.Argument(help="A version name or an alias.")]
 
 def _error_types() -> tuple[type[BaseException], ...]:
     """Exceptions reported as one-line errors: the store's, the OS's and the S3 client's."""
-    from model_store import StoreError
+    from hashrec.model_store import StoreError
 
     types: list[type[BaseException]] = [StoreError, OSError]
     try:
@@ -51,7 +51,7 @@ def _reported() -> Iterator[None]:
 def _open_store(store: str) -> ModelStore:
     """A ModelStore for the --store value; a local directory that does not exist is an error, so a
     mistyped path is not taken for an empty store (nor created by a command that locks it)."""
-    from model_store import ModelStore
+    from hashrec.model_store import ModelStore
 
     _, path = parse_store(store)
     if path is not None and not path.is_dir():
@@ -180,7 +180,7 @@ def store_list(store: StoreOpt = "store", as_json: JsonOpt = False) -> None:
 @store_app.command("show")
 def store_show(version: VersionArg, store: StoreOpt = "store", as_json: JsonOpt = False) -> None:
     """Everything the manifest of one version records, with its aliases and pin."""
-    from model_store.diff import flatten
+    from hashrec.model_store.diff import flatten
 
     model_store = _open_store(store)
     with _reported():
@@ -223,7 +223,7 @@ def store_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash every file; exit 1 naming the first bad file of each damaged version."""
-    from model_store import CorruptVersion, UnsupportedFormat, VersionNotFound
+    from hashrec.model_store import CorruptVersion, UnsupportedFormat, VersionNotFound
 
     model_store = _open_store(store)
     with _reported():

@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 import scipy.sparse as sp
-
-from indexer.codes import Quantizer, SignQuantizer
-from indexer.evaluation import evaluate_model
-from model_store import ModelStore
-from model_store.schema import ITEM_INDEX_FILE
-from service.model import ServingModel, build_binary_index, index_kind, quantize_int8, tune_nprobe
+from hashrec.indexer.codes import Quantizer, SignQuantizer
+from hashrec.indexer.evaluation import evaluate_model
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import ServingModel, build_binary_index, index_kind, quantize_int8, tune_nprobe
+from hashrec.retrieval.schema import ITEM_INDEX_FILE
 
 if TYPE_CHECKING:
-    from indexer.data import Interactions
+    from hashrec.indexer.data import Interactions
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ class IndexConfig:
     quantizer: str = "learned"
     code_transform: str = "mips"
     candidates: int = 200
-    binary_index: str = "auto"  # flat | ivf | auto (ivf from service.model.IVF_MIN_ITEMS items on)
+    binary_index: str = "auto"  # flat | ivf | auto (ivf from retrieval.model.IVF_MIN_ITEMS items on)
     rerank_float16: bool = False  # also publish item_embeddings_f16 (workers mmap half the bytes)
     rerank_int8: bool = False  # also publish item_embeddings_i8 + scale (a quarter of the bytes)
     seed: int = 0
@@ -93,10 +92,10 @@ def make_quantizer(cfg: IndexConfig) -> Quantizer:
     if cfg.quantizer == "sign":
         return SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
     if cfg.quantizer == "itq":
-        from indexer.codes import ITQQuantizer
+        from hashrec.indexer.codes import ITQQuantizer
 
         return ITQQuantizer(bits=cfg.bits, seed=cfg.seed)
-    from indexer.learned_codes import LearnedQuantizer
+    from hashrec.indexer.learned_codes import LearnedQuantizer
 
     common = partial(LearnedQuantizer, bits=cfg.bits, seed=cfg.seed, device=cfg.device)
     if cfg.quantizer == "learned":
@@ -134,12 +133,12 @@ def train_embeddings(
     if cfg.encoder not in ("mf", "lightgcn") and (cfg.compression != "full" or cfg.budget != 1.0):
         raise ValueError(f"compressed tables need a trained encoder (mf or lightgcn), not {cfg.encoder!r}")
     if cfg.encoder == "gfcf":  # training-free, no torch
-        from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
+        from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 
         closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, power=cfg.spectral_power, seed=cfg.seed))
         embeddings = closed_form.fit(data.train)
         return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
-    from indexer.encoders.models import make_encoder  # torch is imported only here
+    from hashrec.indexer.encoders.models import make_encoder  # torch is imported only here
 
     params = {
         "dim": cfg.dim or 64,
@@ -172,7 +171,7 @@ def train_embeddings(
 def recommender_arrays(
     data: Interactions, users: np.ndarray, items: np.ndarray, quantizer: Quantizer
 ) -> dict[str, np.ndarray]:
-    """The arrays of model_store.schema.RECOMMENDER_ARRAYS for trained embeddings."""
+    """The arrays of retrieval.schema.RECOMMENDER_ARRAYS for trained embeddings."""
     user_codes, item_codes = quantizer.encode(users, items, data.train)
     indptr, indices = seen_csr(data.train)
     return {

@@ -6,10 +6,9 @@ from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
-
-from indexer.metrics import evaluate_rankings
-from service.model import ServingModel
-from service.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+from hashrec.indexer.metrics import evaluate_rankings
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 
 
 def align_to_model(

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-
-from indexer.codes import mips_augment, pack_signs, random_projection
+from hashrec.indexer.codes import mips_augment, pack_signs, random_projection
 
 ESTIMATORS = ("anneal", "hashgnn", "gste")
 POSITIVES = ("teacher", "train", "both")
@@ -135,9 +134,8 @@ class LearnedQuantizer:
         self, users: np.ndarray, items: np.ndarray, pair_users: np.ndarray, pair_items: np.ndarray
     ) -> np.ndarray:
         import torch
-
-        from indexer.encoders.bpr import resolve_device
-        from indexer.estimators import hutchinson_delta
+        from hashrec.indexer.encoders.bpr import resolve_device
+        from hashrec.indexer.estimators import hutchinson_delta
 
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -183,7 +181,7 @@ class LearnedQuantizer:
 
     def _code(self, x, epoch: int, delta: float, generator):  # type: ignore[no-untyped-def]
         """The estimator's relaxed codes of pre-activations ``x`` in this epoch."""
-        from indexer.estimators import annealed_sign, gste, hashgnn_guided
+        from hashrec.indexer.estimators import annealed_sign, gste, hashgnn_guided
 
         if self.estimator == "hashgnn":
             flat = x.reshape(-1, x.shape[-1])

@@ -1,5 +1,5 @@
-"""``python -m loadtest ARGS``: Locust with this package's locustfile (e.g. a distributed worker:
-``python -m loadtest --worker --master-host HOST``)."""
+"""``python -m hashrec.loadtest ARGS``: Locust with this package's locustfile (e.g. a distributed worker:
+``python -m hashrec.loadtest --worker --master-host HOST``)."""
 
 from __future__ import annotations
 

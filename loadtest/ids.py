@@ -56,7 +56,7 @@ class IdPool:
 
 def load_pool(store: str, zipf: float = 1.1, seed: int = 0) -> IdPool:
     """Read the store's current version; raises model_store.StoreError when there is none."""
-    from model_store import ModelStore
+    from hashrec.model_store import ModelStore
 
     artifact = ModelStore(store).open()
     user_ids = [str(u) for u in artifact.array("user_ids")]

@@ -26,12 +26,11 @@ import random
 import threading
 
 import gevent
+from hashrec.loadtest.checks import check_batch, check_recommend, check_similar
+from hashrec.loadtest.config import ACTIONS, DEFAULT_MIX, ROUTES, parse_mix
+from hashrec.loadtest.ids import IdPool, load_pool, unknown_user
 from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.runners import MasterRunner
-
-from loadtest.checks import check_batch, check_recommend, check_similar
-from loadtest.config import ACTIONS, DEFAULT_MIX, ROUTES, parse_mix
-from loadtest.ids import IdPool, load_pool, unknown_user
 
 log = logging.getLogger("hashrec.loadtest")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtest.config import ROUTES, parse_mix, parse_run_time
+from hashrec.loadtest.config import ROUTES, parse_mix, parse_run_time
 
 PACKAGE = Path(__file__).parent
 LOCUSTFILE = PACKAGE / "locustfile.py"
@@ -309,7 +309,7 @@ def validate(cfg: LoadTestConfig) -> str:
 def run_loadtest(cfg: LoadTestConfig) -> dict[str, Any]:
     """Run Locust headless and write the summary; returns it. Raises LoadTestError before any load."""
     base = validate(cfg)
-    from model_store import ModelStore, StoreError
+    from hashrec.model_store import ModelStore, StoreError
 
     try:
         ids_version = ModelStore(cfg.store).open().version

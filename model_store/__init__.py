@@ -1,11 +1,11 @@
 """Versioned, checksummed artifacts: the only contract between the indexer and the service."""
 
-from model_store.diff import Change
-from model_store.errors import CorruptVersion, StoreError, UnsupportedFormat, VersionNotFound
-from model_store.manifest import FORMAT_VERSION, FileEntry, Manifest
-from model_store.names import check_name
-from model_store.refs import RefEvent
-from model_store.store import Artifact, GcReport, ModelStore
+from hashrec.model_store.diff import Change
+from hashrec.model_store.errors import CorruptVersion, StoreError, UnsupportedFormat, VersionNotFound
+from hashrec.model_store.manifest import FORMAT_VERSION, FileEntry, Manifest
+from hashrec.model_store.names import check_name
+from hashrec.model_store.refs import RefEvent
+from hashrec.model_store.store import Artifact, GcReport, ModelStore
 
 __all__ = [
     "FORMAT_VERSION",

@@ -24,9 +24,8 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
-
-from model_store.errors import StoreError
-from model_store.fsutil import HASH_CHUNK, append_durable, atomic_write, sha256_file
+from hashrec.model_store.errors import StoreError
+from hashrec.model_store.fsutil import HASH_CHUNK, append_durable, atomic_write, sha256_file
 
 #: fsspec protocols treated as remote stores when they appear as ``PROTOCOL://...``.
 REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "memory")

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model_store.staging import StagingDir
+from hashrec.model_store.staging import StagingDir
 
 if TYPE_CHECKING:
-    from model_store.backends import Backend
+    from hashrec.model_store.backends import Backend
 
 CACHE_ENV = "HASHREC_STORE_CACHE"
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from model_store.manifest import Manifest
+from hashrec.model_store.manifest import Manifest
 
 #: Manifest sections compared, in report order.
 SECTIONS = ("format_version", "bits", "dataset", "config", "metrics", "libraries", "files")

@@ -31,7 +31,7 @@ def check_name(name: str, what: str = "version") -> str:
         When the name is empty, too long, starts with anything but a letter or digit, holds a
         character other than letters, digits, ``.``, ``_`` and ``-``, or contains ``..``.
     """
-    from model_store.errors import StoreError
+    from hashrec.model_store.errors import StoreError
 
     if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
         raise StoreError(f"invalid {what} name {name!r}: use letters, digits, '.', '_' and '-'")

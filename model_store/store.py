@@ -27,18 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hashrec.model_store.backends import Backend, LocalBackend, make_backend, parse_location
+from hashrec.model_store.cache import default_cache_dir, fetch_version
+from hashrec.model_store.diff import Change, diff_manifests
+from hashrec.model_store.errors import CorruptVersion, StoreError, UnsupportedFormat, VersionNotFound
+from hashrec.model_store.fsutil import atomic_write, fsync_dir, sha256_file
+from hashrec.model_store.fsutil import write_durable as _write_durable
+from hashrec.model_store.manifest import FORMAT_VERSION, MANIFEST_NAME, SUMS_NAME, FileEntry, Manifest
+from hashrec.model_store.names import check_name, new_version_name
+from hashrec.model_store.refs import RefEvent, parse_log, rollback_target
+from hashrec.model_store.staging import StagingDir, sweep_staging
 from pydantic import ValidationError
-
-from model_store.backends import Backend, LocalBackend, make_backend, parse_location
-from model_store.cache import default_cache_dir, fetch_version
-from model_store.diff import Change, diff_manifests
-from model_store.errors import CorruptVersion, StoreError, UnsupportedFormat, VersionNotFound
-from model_store.fsutil import atomic_write, fsync_dir, sha256_file
-from model_store.fsutil import write_durable as _write_durable
-from model_store.manifest import FORMAT_VERSION, MANIFEST_NAME, SUMS_NAME, FileEntry, Manifest
-from model_store.names import check_name, new_version_name
-from model_store.refs import RefEvent, parse_log, rollback_target
-from model_store.staging import StagingDir, sweep_staging
 
 __all__ = ["Artifact", "GcReport", "ModelStore", "check_name", "sha256_file"]
 

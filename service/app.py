@@ -15,13 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from hashrec.service.direct import DirectRoutes
+from hashrec.service.middleware import RequestMiddleware
+from hashrec.service.routes import admin, health, model, recommend
+from hashrec.service.settings import Settings
+from hashrec.service.state import ReloadRefused, ServiceState, make_state
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from service.direct import DirectRoutes
-from service.middleware import RequestMiddleware
-from service.routes import admin, health, model, recommend
-from service.settings import Settings
-from service.state import ReloadRefused, ServiceState, make_state
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and several workers: settings from the environment."""
-    from service.logs import configure_logging
+    from hashrec.service.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_level)

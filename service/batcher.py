@@ -12,8 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from service.recommender import Pairs, Recommender
+from hashrec.retrieval.recommender import Pairs, Recommender
 
 GroupKey = tuple[int, int, bool, int | None]
 

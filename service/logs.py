@@ -6,8 +6,7 @@ import logging
 import sys
 
 import orjson
-
-from service.middleware import REQUEST_ID
+from hashrec.service.middleware import REQUEST_ID
 
 
 class JsonFormatter(logging.Formatter):

@@ -9,8 +9,7 @@ import time
 from typing import Any
 
 import orjson
-
-from service import metrics
+from hashrec.service import metrics
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("hashrec.access")

@@ -11,16 +11,15 @@ from dataclasses import dataclass, field
 import anyio
 import faiss
 import numpy as np
-
-from model_store import ModelStore, StoreError
-from service import metrics
-from service.batcher import MicroBatcher
-from service.cache import AnswerCache, InProcessCache, NoCache, RedisCache, TieredCache
-from service.coalesce import Coalescer
-from service.model import ServingModel
-from service.recommender import Recommender
-from service.search import TwoStageSearcher
-from service.settings import Settings
+from hashrec.model_store import ModelStore, StoreError
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.recommender import Recommender
+from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.service import metrics
+from hashrec.service.batcher import MicroBatcher
+from hashrec.service.cache import AnswerCache, InProcessCache, NoCache, RedisCache, TieredCache
+from hashrec.service.coalesce import Coalescer
+from hashrec.service.settings import Settings
 
 log = logging.getLogger(__name__)
 

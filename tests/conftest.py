@@ -6,12 +6,11 @@ import faiss
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from indexer.build import seen_csr
-from indexer.codes import SignQuantizer
-from model_store import ModelStore
-from model_store.schema import ITEM_INDEX_FILE
-from service.model import ServingModel, build_binary_index
+from hashrec.indexer.build import seen_csr
+from hashrec.indexer.codes import SignQuantizer
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import ServingModel, build_binary_index
+from hashrec.retrieval.schema import ITEM_INDEX_FILE
 
 
 def planted_arrays(

@@ -167,10 +167,9 @@ def backed_by_a_file(array) -> bool:
 @pytest.mark.parametrize(("flag", "dtype"), [("--rerank-float16", "float16"), ("--rerank-int8", "int8")])
 def test_smaller_rerank_vectors_are_published_and_mmapped_by_the_service(tmp_path, indexed, flag, dtype):
     import numpy as np
-
-    from model_store import ModelStore
-    from service.model import ServingModel
-    from service.search import TwoStageSearcher
+    from hashrec.model_store import ModelStore
+    from hashrec.retrieval.model import ServingModel
+    from hashrec.retrieval.search import TwoStageSearcher
 
     data, _, _ = indexed
     store = tmp_path / "store"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from hashrec.indexer.build import IndexConfig, build_index
+from hashrec.indexer.data import generate_interactions
+from hashrec.model_store import ModelStore
 
-from indexer.build import IndexConfig, build_index
-from indexer.data import generate_interactions
-from model_store import ModelStore
 from tests.support import start_serve
 
 RECALL_FLOOR = 0.85  # served top-20 vs exact float top-20, 128-bit codes, C = 200

@@ -26,16 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from indexer.compression.graph import GraphHash, louvain, search_resolution
-from indexer.compression.hashing import (
+from hashrec.indexer.compression.graph import GraphHash, louvain, search_resolution
+from hashrec.indexer.compression.hashing import (
     DoubleHashing,
     FrequencyHashing,
     FullTable,
     HashingTrick,
     QuotientRemainder,
 )
-from indexer.compression.learned import LearnedHash, spectral_embedding
-from indexer.compression.mapping import Compression, Mapper, RowMap, budget_rows, split_rows
+from hashrec.indexer.compression.learned import LearnedHash, spectral_embedding
+from hashrec.indexer.compression.mapping import Compression, Mapper, RowMap, budget_rows, split_rows
 
 METHODS: dict[str, Callable[[int], Mapper]] = {
     "full": lambda seed: FullTable(seed),

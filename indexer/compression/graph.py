@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-
-from indexer.compression.mapping import (
+from hashrec.indexer.compression.mapping import (
     Mapper,
     RowMap,
     UniversalHash,

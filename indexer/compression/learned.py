@@ -13,9 +13,8 @@ from typing import Any
 import faiss
 import numpy as np
 import scipy.sparse as sp
+from hashrec.indexer.compression.mapping import Mapper, RowMap, degrees, frequency_order, split_rows
 from scipy.sparse.linalg import svds
-
-from indexer.compression.mapping import Mapper, RowMap, degrees, frequency_order, split_rows
 
 
 def spectral_embedding(train: sp.csr_matrix, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

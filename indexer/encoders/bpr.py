@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from hashrec.indexer.encoders.base import Embeddings, Encoder
 from torch import nn
 from tqdm import tqdm
 
-from indexer.encoders.base import Embeddings, Encoder
-
 if TYPE_CHECKING:
-    from indexer.compression import Compression
+    from hashrec.indexer.compression import Compression
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +179,7 @@ def exact_recall(
     k: int = 20,
 ) -> float:
     """Recall@k of the full-precision ranking for ``users`` (training items excluded)."""
-    from indexer.metrics import recall_ndcg, top_k_columns
+    from hashrec.indexer.metrics import recall_ndcg, top_k_columns
 
     scores = users_vec[users] @ items_vec.T
     rows, cols = train[users].nonzero()
@@ -218,7 +217,7 @@ class BPREncoder(Encoder):
                 "full_parameters": rows * cfg.dim,
             }
             return
-        from indexer.compression import compress
+        from hashrec.indexer.compression import compress
 
         self.compression = compress(train, cfg.compression, cfg.budget, seed=cfg.seed)
         self.table = self.compression.summary(cfg.dim)

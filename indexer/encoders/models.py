@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from indexer.encoders.bpr import BPRConfig, BPREncoder, BPRModule
+from hashrec.indexer.encoders.bpr import BPRConfig, BPREncoder, BPRModule
 
 
 class MFBPR(BPREncoder):

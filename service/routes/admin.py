@@ -6,12 +6,11 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-
-from model_store import StoreError, VersionNotFound
-from model_store.names import check_name
-from service.routes.deps import StateDep, json_body, json_body_schema, read_body
-from service.schemas import ErrorResponse, ReloadRequest, ReloadResponse, ValidationErrorResponse
-from service.state import ReloadRefused
+from hashrec.model_store import StoreError, VersionNotFound
+from hashrec.model_store.names import check_name
+from hashrec.service.routes.deps import StateDep, json_body, json_body_schema, read_body
+from hashrec.service.schemas import ErrorResponse, ReloadRequest, ReloadResponse, ValidationErrorResponse
+from hashrec.service.state import ReloadRefused
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

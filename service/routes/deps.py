@@ -10,10 +10,9 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from hashrec.service.state import Loaded, ServiceState
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
-
-from service.state import Loaded, ServiceState
 
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
 

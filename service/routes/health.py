@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-
-from service.routes.deps import StateDep
-from service.schemas import HealthResponse
+from hashrec.service.routes.deps import StateDep
+from hashrec.service.schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-
-from service import metrics
-from service.routes.deps import LoadedDep
-from service.schemas import ErrorResponse, ModelResponse
+from hashrec.service import metrics
+from hashrec.service.routes.deps import LoadedDep
+from hashrec.service.schemas import ErrorResponse, ModelResponse
 
 router = APIRouter(tags=["model"])
 

@@ -9,12 +9,10 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel
-
-from service import metrics
-from service.recommender import Pairs
-from service.routes.deps import json_body, json_body_schema, serving
-from service.schemas import (
+from hashrec.retrieval.recommender import Pairs
+from hashrec.service import metrics
+from hashrec.service.routes.deps import json_body, json_body_schema, serving
+from hashrec.service.schemas import (
     BatchRequest,
     BatchResponse,
     ErrorResponse,
@@ -25,7 +23,8 @@ from service.schemas import (
     SimilarResponse,
     ValidationErrorResponse,
 )
-from service.state import Loaded, ServiceState
+from hashrec.service.state import Loaded, ServiceState
+from pydantic import BaseModel
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 ERRORS = {

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from indexer.data import generate_interactions
-from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig, normalized_interactions, randomized_svd
+from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.encoders.closed_form import (
+    ClosedForm,
+    ClosedFormConfig,
+    normalized_interactions,
+    randomized_svd,
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hashrec.indexer.codes import ITQQuantizer, SignQuantizer, mips_augment
 
-from indexer.codes import ITQQuantizer, SignQuantizer, mips_augment
 from tests.conftest import planted_arrays
 
 

@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from typer.testing import CliRunner
-
-from hashrec.cli import app
-from indexer.build import IndexConfig, build_index
-from indexer.compression import (
+from hashrec.indexer.build import IndexConfig, build_index
+from hashrec.indexer.compression import (
     METHODS,
     GraphHash,
     RowMap,
@@ -22,14 +19,22 @@ from indexer.compression import (
     search_resolution,
     split_rows,
 )
-from indexer.compression.graph import fill_private
-from indexer.compression.hashing import quotient_remainder
-from indexer.data import generate_interactions
-from indexer.encoders.bpr import BPRModule, exact_recall
-from indexer.encoders.models import LightGCNModule, make_encoder, normalized_adjacency, to_torch_sparse
-from model_store import ModelStore
-from service.model import ServingModel
-from service.search import TwoStageSearcher
+from hashrec.indexer.compression.graph import fill_private
+from hashrec.indexer.compression.hashing import quotient_remainder
+from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.encoders.bpr import BPRModule, exact_recall
+from hashrec.indexer.encoders.models import (
+    LightGCNModule,
+    make_encoder,
+    normalized_adjacency,
+    to_torch_sparse,
+)
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.search import TwoStageSearcher
+from typer.testing import CliRunner
+
+from hashrec.cli import app
 
 COMPRESSED = [m for m in METHODS if m != "full"]
 SMALL = {"dim": 16, "epochs": 3, "batch_size": 512, "lr": 0.01, "progress": False}

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from indexer.data import generate_interactions
-from indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
-from indexer.encoders.models import make_encoder
-from indexer.learned_codes import LearnedQuantizer
+from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
+from hashrec.indexer.encoders.models import make_encoder
+from hashrec.indexer.learned_codes import LearnedQuantizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

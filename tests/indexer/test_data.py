@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from indexer.data import (
+from hashrec.indexer.data import (
     DataError,
     Interactions,
     generate_interactions,
     load_interactions,
     write_interactions_csv,
 )
-from indexer.data.synthetic import item_community
+from hashrec.indexer.data.synthetic import item_community
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 DATASETS = Path("/work/shared/datasets")

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-
-from indexer.data import generate_interactions
-from indexer.encoders.bpr import exact_recall, sample_negatives
-from indexer.encoders.models import (
+from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.encoders.bpr import exact_recall, sample_negatives
+from hashrec.indexer.encoders.models import (
     MFBPR,
     BPRConfig,
     LightGCN,

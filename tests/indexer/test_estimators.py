@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from indexer.estimators import (
+from hashrec.indexer.estimators import (
     annealed_sign,
     gste,
     hashgnn_guided,

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
-from indexer.metrics import (
+from hashrec.indexer.metrics import (
     evaluate_rankings,
     paired_bootstrap,
     per_user_recall_ndcg,

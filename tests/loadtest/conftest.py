@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hashrec.model_store import ModelStore
 
-from model_store import ModelStore
 from tests.conftest import planted_arrays, publish_arrays
 from tests.support import start_serve
 

@@ -26,10 +26,10 @@ import httpx
 import pytest
 import typer.main
 from fastapi.testclient import TestClient
+from hashrec.service.app import create_app
+from hashrec.service.settings import Settings
 
 from hashrec.cli import app as cli_app
-from service.app import create_app
-from service.settings import Settings
 from tests.loadtest import compose as cf
 from tests.loadtest.conftest import clean_env, require_locust, stop
 from tests.service.redis_server import _ping, redis_url
@@ -179,9 +179,9 @@ def test_commands_are_real_cli_commands_whose_options_parse():
                 CLI.commands[argv[1]].make_context(argv[1], argv[2:])  # type: ignore[attr-defined]
             except Exception as err:  # click's usage errors
                 pytest.fail(f"{name}: `{' '.join(argv)}` does not parse: {err}")
-        elif argv[:3] == ["python", "-m", "loadtest"]:
+        elif argv[:3] == ["python", "-m", "hashrec.loadtest"]:
             require_locust()
-            # Locust's own parser, with the locustfile's options added, as `python -m loadtest` runs it
+            # Locust's own parser with the locustfile's options, as `python -m hashrec.loadtest` runs it
             result = subprocess.run(
                 [sys.executable, "-c", _PARSE_LOCUST_ARGS, *argv[3:]],
                 capture_output=True,
@@ -198,7 +198,7 @@ def test_commands_are_real_cli_commands_whose_options_parse():
 _PARSE_LOCUST_ARGS = """
 import json, sys
 from locust.util.load_locustfile import load_locustfile
-from loadtest.__main__ import LOCUSTFILE
+from hashrec.loadtest.__main__ import LOCUSTFILE
 load_locustfile(str(LOCUSTFILE))
 from locust.argument_parser import get_parser
 options = get_parser().parse_args(sys.argv[1:])
@@ -449,7 +449,7 @@ def test_the_stack_runs_as_local_processes_from_the_compose_commands(tmp_path):
 
             # answers, through Redis: a repeated query is served from the cache, and the key is in Redis
             base = f"http://127.0.0.1:{port}"
-            from model_store import ModelStore
+            from hashrec.model_store import ModelStore
 
             user = str(ModelStore(volumes["store"]).open().array("user_ids")[7])
             with httpx.Client(base_url=base, timeout=10) as client:

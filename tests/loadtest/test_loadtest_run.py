@@ -101,7 +101,7 @@ class _WrongService(BaseHTTPRequestHandler):
 def test_wrong_answers_are_failures(small_store, tmp_path):
     """A 200 with a wrong body counts as a failure; the command exits 1; /metrics missing is noted."""
     require_locust()
-    from model_store import ModelStore
+    from hashrec.model_store import ModelStore
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _WrongService)
     server.version = ModelStore(small_store).current()

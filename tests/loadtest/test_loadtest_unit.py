@@ -9,13 +9,13 @@ import sys
 from collections import Counter
 
 import pytest
+from hashrec.loadtest import run as lt
+from hashrec.loadtest.checks import check_batch, check_recommend, check_similar
+from hashrec.loadtest.config import parse_mix, parse_run_time
+from hashrec.loadtest.ids import IdPool, ZipfSampler
 from typer.testing import CliRunner
 
 from hashrec.cli import app
-from loadtest import run as lt
-from loadtest.checks import check_batch, check_recommend, check_similar
-from loadtest.config import parse_mix, parse_run_time
-from loadtest.ids import IdPool, ZipfSampler
 
 
 @pytest.mark.parametrize(

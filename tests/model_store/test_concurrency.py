@@ -6,8 +6,8 @@ import multiprocessing
 from pathlib import Path
 
 import numpy as np
+from hashrec.model_store import ModelStore, StoreError
 
-from model_store import ModelStore, StoreError
 from tests.model_store.test_crash import assert_consistent
 
 PER_PROCESS = 8

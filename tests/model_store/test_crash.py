@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from model_store import ModelStore, StoreError
+from hashrec.model_store import ModelStore, StoreError
 
 KILLS = 30
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from model_store import FORMAT_VERSION, ModelStore
-from model_store.schema import ITEM_INDEX_FILE, RECOMMENDER_ARRAYS, check_recommender
-from service.model import ServingModel
-from service.search import TwoStageSearcher
+from hashrec.model_store import FORMAT_VERSION, ModelStore
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.schema import ITEM_INDEX_FILE, RECOMMENDER_ARRAYS, check_recommender
+from hashrec.retrieval.search import TwoStageSearcher
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 EXPECTED = json.loads((GOLDEN / "expected_top5.json").read_text())

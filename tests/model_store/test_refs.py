@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hashrec.model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound
+from hashrec.model_store.refs import RefEvent, parse_log, replay, rollback_target
 
-from model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound
-from model_store.refs import RefEvent, parse_log, replay, rollback_target
 from tests.conftest import planted_arrays, publish_arrays
 
 

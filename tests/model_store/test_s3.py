@@ -14,9 +14,10 @@ moto_server = pytest.importorskip(
     "moto.server", reason="moto[server] is not installed: no local S3-compatible server to test against"
 )
 
-from model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound  # noqa: E402
-from model_store.backends import FsspecBackend  # noqa: E402
-from service.model import ServingModel  # noqa: E402
+from hashrec.model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound  # noqa: E402
+from hashrec.model_store.backends import FsspecBackend  # noqa: E402
+from hashrec.retrieval.model import ServingModel  # noqa: E402
+
 from tests.conftest import planted_arrays, publish_arrays  # noqa: E402
 
 BUCKET = "hashrec-test"
@@ -171,10 +172,10 @@ def test_hashrec_serve_on_an_s3_store_answers_from_it(endpoint, url, tiny, tmp_p
     """`hashrec serve --store s3://...` hands the URL to its workers, whose app serves that store."""
     import uvicorn
     from fastapi.testclient import TestClient
+    from hashrec.service.app import create_app_from_env
     from typer.testing import CliRunner
 
     from hashrec.cli import app
-    from service.app import create_app_from_env
 
     store = ModelStore(url, storage_options={"endpoint_url": endpoint, "key": "testing", "secret": "testing"})
     version = publish_arrays(store, tiny)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+import hashrec.model_store.store as store_module
 import numpy as np
 import pytest
-
-import model_store.store as store_module
-from model_store import (
+from hashrec.model_store import (
     FORMAT_VERSION,
     CorruptVersion,
     ModelStore,
@@ -16,7 +15,8 @@ from model_store import (
     UnsupportedFormat,
     VersionNotFound,
 )
-from model_store.schema import check_recommender
+from hashrec.retrieval.schema import check_recommender
+
 from tests.conftest import publish_arrays
 
 

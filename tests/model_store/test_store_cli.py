@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hashrec.model_store import ModelStore
 from typer.testing import CliRunner
 
 from hashrec.cli import app
-from model_store import ModelStore
 from tests.conftest import planted_arrays, publish_arrays
 
 runner = CliRunner()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hashrec.indexer.build import IndexConfig, build_index
+from hashrec.indexer.data import generate_interactions
+from hashrec.model_store import ModelStore
 
-from indexer.build import IndexConfig, build_index
-from indexer.data import generate_interactions
-from model_store import ModelStore
 from tests.service.redis_server import redis_url
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from model_store import ModelStore
-from service.app import create_app
-from service.model import ServingModel
-from service.search import TwoStageSearcher
-from service.settings import Settings
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.service.app import create_app
+from hashrec.service.settings import Settings
 
 
 @pytest.fixture

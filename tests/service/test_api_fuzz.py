@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from hashrec.model_store import ModelStore
+from hashrec.service.app import create_app
+from hashrec.service.settings import Settings
 from hypothesis import HealthCheck, settings
 
-from model_store import ModelStore
-from service.app import create_app
-from service.settings import Settings
 from tests.conftest import planted_arrays, publish_arrays
 
 MIN_CASES = 1000

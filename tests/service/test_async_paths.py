@@ -6,8 +6,7 @@ from __future__ import annotations
 import inspect
 
 from fastapi.routing import APIRoute
-
-from service.routes import admin, health, model, recommend
+from hashrec.service.routes import admin, health, model, recommend
 
 
 def dependency_calls(dependant):  # type: ignore[no-untyped-def]

@@ -7,12 +7,11 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
-
-from service.app import create_app
-from service.batcher import MicroBatcher
-from service.recommender import Recommender
-from service.search import TwoStageSearcher
-from service.settings import Settings
+from hashrec.retrieval.recommender import Recommender
+from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.service.app import create_app
+from hashrec.service.batcher import MicroBatcher
+from hashrec.service.settings import Settings
 
 
 @pytest.fixture

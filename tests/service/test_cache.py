@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.cache import AnswerCache, InProcessCache, TieredCache
+from hashrec.service.cache import AnswerCache, InProcessCache, TieredCache
 
 
 class CountingCache(AnswerCache):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from hashrec.retrieval.ids import IdIndex
 from hypothesis import given
 from hypothesis import strategies as st
-
-from service.ids import IdIndex
 
 # NUL is excluded: numpy's fixed-width unicode (the artifact's id format) cannot hold a trailing NUL.
 ID_TEXT = st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=6)

@@ -9,16 +9,16 @@ import time
 import httpx
 import numpy as np
 import pytest
+from hashrec.indexer.build import IndexConfig, build_index
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.recommender import Recommender
+from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.service.app import create_app
+from hashrec.service.coalesce import Coalescer
+from hashrec.service.settings import Settings
+from hashrec.service.state import ReloadRefused, smoke_test
 
-from indexer.build import IndexConfig, build_index
-from model_store import ModelStore
-from service.app import create_app
-from service.coalesce import Coalescer
-from service.model import ServingModel
-from service.recommender import Recommender
-from service.search import TwoStageSearcher
-from service.settings import Settings
-from service.state import ReloadRefused, smoke_test
 from tests.conftest import planted_arrays
 from tests.service.redis_server import free_port, start_redis
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from service.search import (
+from hashrec.retrieval.search import (
     ExactSearcher,
     HammingSearcher,
     TwoStageSearcher,

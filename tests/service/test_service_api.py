@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from service.app import create_app
-from service.settings import Settings
+from hashrec.service.app import create_app
+from hashrec.service.settings import Settings
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import time
 
 import httpx
 import pytest
+from hashrec.service.app import create_app
+from hashrec.service.settings import Settings
 
-from service.app import create_app
-from service.settings import Settings
 from tests.service.redis_server import free_port, start_redis
 from tests.support import start_serve
 

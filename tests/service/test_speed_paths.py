@@ -9,10 +9,8 @@ import itertools
 import faiss
 import numpy as np
 import pytest
-
-from model_store import ModelStore
-from model_store.schema import ITEM_INDEX_FILE
-from service.kernels import (
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.kernels import (
     PREFETCH_BYTES,
     SCAN_CHUNK_ITEMS,
     default_prefetch_bytes,
@@ -20,7 +18,7 @@ from service.kernels import (
     two_stage_kernel,
     two_stage_user_kernel,
 )
-from service.model import (
+from hashrec.retrieval.model import (
     ServingModel,
     build_binary_index,
     flat_recall,
@@ -29,14 +27,16 @@ from service.model import (
     rows_sorted,
     tune_nprobe,
 )
-from service.recommender import Recommender
-from service.search import (
+from hashrec.retrieval.recommender import Recommender
+from hashrec.retrieval.schema import ITEM_INDEX_FILE
+from hashrec.retrieval.search import (
     ExactSearcher,
     SearchResult,
     TwoStageSearcher,
     _sorted_exclusions,
     hamming_candidates,
 )
+
 from tests.conftest import planted_arrays
 
 numba = pytest.importorskip("numba")
@@ -75,7 +75,7 @@ def test_vectorized_scan_equals_faiss_exactly(n_bytes, n, k, chunk):
 def test_the_threshold_masks_count_what_numpy_counts(dtype):
     """The scan's 64-code vector masks (and the scalar one of a last partial block) at every
     threshold from 0 to the largest distance its buffer can hold."""
-    from service.numba_kernels import count_at_most
+    from hashrec.retrieval.numba_kernels import count_at_most
 
     top = int(np.iinfo(dtype).max)
     distances = np.random.default_rng(3).integers(0, top + 1, 64 * 5 + 37).astype(dtype)
@@ -89,7 +89,7 @@ def test_the_threshold_masks_count_what_numpy_counts(dtype):
 def test_the_distance_loop_reads_only_its_own_codes(words_per_code, ahead):
     """Distances of the first len(d) codes while the words run on (the next chunk, prefetched),
     for every block and tail length, equal numpy's popcounts."""
-    from service.numba_kernels import distances
+    from hashrec.retrieval.numba_kernels import distances
 
     rng = np.random.default_rng(5)
     codes = rng.integers(0, 256, (64 * 9 + 21, 8 * words_per_code), dtype=np.uint8)
@@ -511,7 +511,7 @@ def test_an_ivf_artifact_loads_and_serves(tmp_path, ivf_arrays):
 
 
 def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
-    from indexer.build import IndexConfig, item_index
+    from hashrec.indexer.build import IndexConfig, item_index
 
     flat, info = item_index(ivf_arrays, IndexConfig())  # 30k items: below the IVF threshold
     assert info == {"kind": "flat"} and isinstance(flat, faiss.IndexBinaryFlat)
@@ -522,7 +522,7 @@ def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
 
 def test_the_kernel_reads_every_float16_exactly():
     """The fused search reads float16 rerank rows from their bits; all 65,536 patterns as numpy does."""
-    from service.numba_kernels import half_to_float
+    from hashrec.retrieval.numba_kernels import half_to_float
 
     @numba.njit
     def convert(bits):
@@ -548,7 +548,7 @@ def test_the_kernels_load_where_no_cache_directory_is_writable():
         "caching.CacheImpl._locator_classes = [caching.UserProvidedCacheLocator]\n"
         "numba.config.CACHE_DIR = ''\n"  # as if no in-tree or user-wide directory were writable
         "import numpy as np\n"
-        "from service import kernels\n"
+        "from hashrec.retrieval import kernels\n"
         "codes = np.arange(64, dtype=np.uint8).reshape(8, 8)\n"
         "print(kernels.hamming_knn_kernel(codes.view(np.uint64).ravel(), codes[:1], 3)[1][0, 0])\n"
         "print(numba.config.CACHE_DIR)\n"

@@ -1,4 +1,4 @@
-"""The numba kernels behind ``service.kernels`` (imported only when numba is installed).
+"""The numba kernels behind ``retrieval.kernels`` (imported only when numba is installed).
 
 Module-level functions, so numba's on-disk cache (``cache=True``) finds them again in the next
 process: a worker loads the compiled code instead of compiling it again.

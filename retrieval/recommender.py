@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from service.model import ServingModel
-from service.search import TwoStageSearcher, hamming_candidates, top_k
+from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.search import TwoStageSearcher, hamming_candidates, top_k
 
 Pairs = list[tuple[str, float]]
 

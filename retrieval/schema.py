@@ -6,9 +6,8 @@ Both sides use these names: the indexer writes them, the service reads them.
 from __future__ import annotations
 
 import numpy as np
-
-from model_store.errors import CorruptVersion
-from model_store.store import Artifact
+from hashrec.model_store.errors import CorruptVersion
+from hashrec.model_store.store import Artifact
 
 #: name -> (dtype kind or exact dtype, number of dimensions)
 RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {

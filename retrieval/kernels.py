@@ -11,7 +11,7 @@ fills. It returns what faiss does, exactly: the k smallest (distance, row) pairs
 (``benchmarks/hamming_scan.py`` measures it against faiss).
 
 The fused search runs the whole query (scan, exclusions, first C kept, rerank, top-k) in one call,
-so a single request pays no per-step numpy overhead; it answers what ``service.search`` does in
+so a single request pays no per-step numpy overhead; it answers what ``retrieval.search`` does in
 numpy, scores up to float32 rounding (tests/service/test_speed_paths.py). For one known user
 (the common cache miss) ``two_stage_user_kernel`` also reads the user's code, vector and seen rows
 from the model's arrays, so the request makes a single compiled call.
@@ -35,7 +35,7 @@ _COMPILED: Any = None
 
 
 def _compiled() -> Any:
-    """The kernel module (``service.numba_kernels``), or None without numba."""
+    """The kernel module (``retrieval.numba_kernels``), or None without numba."""
     global _COMPILED
     if _COMPILED is None:
         try:
@@ -57,15 +57,15 @@ def _import_kernels() -> Any:
     """Import the kernel module; where numba finds no writable cache directory (a read-only
     install), it refuses ``cache=True``, so cache in a private temporary directory instead."""
     try:
-        from service import numba_kernels
+        from hashrec.retrieval import numba_kernels
     except RuntimeError as err:
         from numba.core import config
 
         cache_dir = tempfile.mkdtemp(prefix="hashrec-numba-")
         config.CACHE_DIR = cache_dir  # type: ignore[attr-defined]  # set from the environment at import
         log.warning("numba cache moved to %s: %s", cache_dir, err)
-        sys.modules.pop("service.numba_kernels", None)
-        from service import numba_kernels
+        sys.modules.pop("hashrec.retrieval.numba_kernels", None)
+        from hashrec.retrieval import numba_kernels
     return numba_kernels
 
 

@@ -1,6 +1,6 @@
 """Top-K search over a ServingModel: Hamming candidates, exact rerank, and the exact reference.
 
-numpy and faiss, plus the numba kernels (``service.kernels``) when numba is installed and the
+numpy and faiss, plus the numba kernels (``retrieval.kernels``) when numba is installed and the
 index is flat. The indexer's evaluation calls this same code, so what is measured offline is what
 is served.
 """
@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from service.kernels import two_stage_kernel, two_stage_query_kernel, two_stage_user_kernel
-from service.model import ServingModel
+from hashrec.retrieval.kernels import two_stage_kernel, two_stage_query_kernel, two_stage_user_kernel
+from hashrec.retrieval.model import ServingModel
 
 _EMPTY = np.empty(0, dtype=np.int64)
 

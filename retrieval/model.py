@@ -9,11 +9,10 @@ from typing import Any
 
 import faiss
 import numpy as np
-
-from model_store import Artifact, CorruptVersion
-from model_store.schema import ITEM_INDEX_FILE, check_recommender
-from service.ids import IdIndex
-from service.kernels import hamming_knn_kernel, kernels_available
+from hashrec.model_store import Artifact, CorruptVersion
+from hashrec.retrieval.ids import IdIndex
+from hashrec.retrieval.kernels import hamming_knn_kernel, kernels_available
+from hashrec.retrieval.schema import ITEM_INDEX_FILE, check_recommender
 
 #: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
 #: here (benchmarks/serving.md): at 40k items the flat scan beats every approximate index, at 1M
@@ -133,7 +132,7 @@ class ServingModel:
     version : str
         Version name, reported with every answer.
     arrays : mapping of str to ndarray
-        The recommender arrays named in ``model_store.schema.RECOMMENDER_ARRAYS``.
+        The recommender arrays named in ``retrieval.schema.RECOMMENDER_ARRAYS``.
     binary_index : faiss.IndexBinary
         Hamming index over ``item_codes``, ids equal to item rows.
     manifest : dict
