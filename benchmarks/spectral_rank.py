@@ -25,7 +25,7 @@ import numpy as np
 from hashrec.indexer.data import load_interactions
 from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 from hashrec.indexer.metrics import evaluate_rankings
-from hashrec.retrieval.search import top_k
+from hashrec.retrieval.topk import top_k
 
 
 def exact_metrics(users: np.ndarray, items: np.ndarray, train, test) -> dict[str, float]:  # type: ignore[no-untyped-def]

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-
-TRANSFORMS = ("rotation", "mips")
+from hashrec.retrieval.query_codes import TRANSFORMS, mips_augment, pack_signs
 
 
 class Quantizer(Protocol):
@@ -30,29 +29,6 @@ class Quantizer(Protocol):
     def config(self) -> dict[str, object]:
         """Recorded in the manifest."""
         ...
-
-
-def pack_signs(x: np.ndarray) -> np.ndarray:
-    """Pack ``x > 0`` into uint8 codes of x.shape[1] / 8 bytes per row."""
-    return np.packbits(x > 0, axis=1)
-
-
-def mips_augment(users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The MIPS-to-cosine reduction (simple-LSH): one extra coordinate.
-
-    Items are scaled so the largest norm is 1 and get sqrt(1 - |x|^2); users are normalized and
-    get 0. The cosine of the augmented pair is then proportional to the inner product, so sign
-    codes keep popular (large-norm) items near every query instead of ranking by angle alone.
-    """
-    max_norm = float(np.linalg.norm(items, axis=1).max()) or 1.0
-    scaled = items / max_norm
-    extra = np.sqrt(np.clip(1.0 - np.square(scaled).sum(axis=1), 0.0, None))
-    user_norms = np.linalg.norm(users, axis=1, keepdims=True)
-    unit_users = users / np.where(user_norms > 0, user_norms, 1.0)
-    return (
-        np.hstack([unit_users, np.zeros((len(users), 1))]).astype(np.float32),
-        np.hstack([scaled, extra[:, None]]).astype(np.float32),
-    )
 
 
 def random_projection(dim: int, bits: int, seed: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 from hashrec.model_store import Artifact, CorruptVersion
 from hashrec.retrieval.ids import IdIndex
 from hashrec.retrieval.kernels import hamming_knn_kernel, kernels_available
+from hashrec.retrieval.query_codes import Transform
 from hashrec.retrieval.schema import ITEM_INDEX_FILE, check_recommender
 
 #: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
@@ -167,7 +168,7 @@ class ServingModel:
         self.bits = self.item_codes.shape[1] * 8
         self.code_projection: np.ndarray | None = a.get("code_projection")
         quantizer = self.manifest.get("config", {}).get("quantizer", {})
-        self.code_transform: str = quantizer.get("transform", "mips")
+        self.code_transform: Transform = quantizer.get("transform", "mips")
         popularity = np.asarray(self.item_popularity)
         # Most popular first; enough for any k plus exclusions, without a full sort per request.
         self.popular_order = np.argsort(-popularity, kind="stable")[:20_000].astype(np.int64)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.search import TwoStageSearcher, hamming_candidates, top_k
+from hashrec.retrieval.query_codes import query_codes
+from hashrec.retrieval.search import TwoStageSearcher, hamming_candidates
+from hashrec.retrieval.topk import top_k
 
 Pairs = list[tuple[str, float]]
 
@@ -16,11 +18,7 @@ def pack_query_codes(model: ServingModel, vectors: np.ndarray) -> np.ndarray:
     """Binary codes for query (user-side) vectors by the artifact's own quantizer rule."""
     if model.code_projection is None:
         raise ValueError(f"model {model.version} has no code_projection; it cannot encode new queries")
-    x = vectors.astype(np.float32)
-    if model.code_transform == "mips":  # queries: unit norm plus a zero norm coordinate
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        x = np.hstack([x / np.where(norms > 0, norms, 1.0), np.zeros((len(x), 1), np.float32)])
-    return np.packbits(x @ model.code_projection > 0, axis=1)
+    return query_codes(vectors, model.code_projection, model.code_transform)
 
 
 def history_vector(model: ServingModel, item_rows: np.ndarray) -> np.ndarray:
