@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 import common  # noqa: E402
 from hashrec.indexer.compression import METHODS  # noqa: E402
-from hashrec.indexer.metrics import recall_ndcg  # noqa: E402
+from hashrec.indexer.ranking_metrics import recall_ndcg  # noqa: E402
 
 DATASETS: dict[str, tuple[str, dict[str, Any]]] = {
     # name: (sub-directory, load_interactions keyword arguments)
@@ -121,9 +121,9 @@ def run_one(data: Any, method: str, budget: float, args: argparse.Namespace) -> 
 
 def served_metrics(data: Any, embeddings: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The service's rankings (full, Hamming, Hamming top-C + rerank) of trained embeddings."""
-    from hashrec.indexer.build import recommender_arrays
     from hashrec.indexer.codes import SignQuantizer
     from hashrec.indexer.evaluation import evaluate_model
+    from hashrec.indexer.pipeline import recommender_arrays
     from hashrec.retrieval.model import ServingModel
 
     quantizer = SignQuantizer(bits=args.bits, transform="mips", seed=args.seed)

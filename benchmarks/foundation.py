@@ -1,6 +1,6 @@
 """Encoders x sign-code bits x candidates on a dataset: full precision, Hamming, served.
 
-Trains each encoder once with the indexer's own code (``indexer.build.train_embeddings``), then
+Trains each encoder once with the indexer's own code (``indexer.pipeline.train_embeddings``), then
 encodes sign codes at several bit widths and evaluates with the service's own searchers.
 
     python benchmarks/foundation.py --data ../shared/datasets/gowalla --out benchmarks/results/foundation
@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-from hashrec.indexer.build import (
+from hashrec.indexer.data import load_interactions
+from hashrec.indexer.pipeline import (
     QUANTIZERS,
     IndexConfig,
     make_quantizer,
     recommender_arrays,
     train_embeddings,
 )
-from hashrec.indexer.data import load_interactions
-from hashrec.indexer.metrics import evaluate_rankings
+from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-from hashrec.indexer.build import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
 from hashrec.indexer.data import load_interactions
-from hashrec.indexer.metrics import paired_bootstrap, per_user_metrics
+from hashrec.indexer.pipeline import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
+from hashrec.indexer.ranking_metrics import paired_bootstrap, per_user_metrics
 from hashrec.retrieval.model import ServingModel, build_binary_index
 from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 

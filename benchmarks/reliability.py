@@ -28,8 +28,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 import common
 from common import free_port, start_redis
-from hashrec.indexer.build import IndexConfig, build_index
 from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.pipeline import IndexConfig, build_index
 from hashrec.model_store import ModelStore
 
 

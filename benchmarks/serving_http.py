@@ -51,8 +51,8 @@ end
 
 def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits: int = 128) -> None:
     import scipy.sparse as sp
-    from hashrec.indexer.build import seen_csr
     from hashrec.indexer.codes import SignQuantizer
+    from hashrec.indexer.pipeline import seen_csr
     from hashrec.model_store import ModelStore
     from hashrec.retrieval.model import build_binary_index
     from hashrec.retrieval.schema import ITEM_INDEX_FILE

@@ -24,7 +24,7 @@ import common
 import numpy as np
 from hashrec.indexer.data import load_interactions
 from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
-from hashrec.indexer.metrics import evaluate_rankings
+from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.topk import top_k
 
 

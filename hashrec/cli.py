@@ -105,7 +105,7 @@ def index(
         fail(f"--bits must be a multiple of 8, got {bits}")
     if encoder not in ("gfcf", "lightgcn", "mf"):
         fail(f"--encoder must be gfcf, lightgcn or mf, got {encoder!r}")
-    from hashrec.indexer.build import QUANTIZERS
+    from hashrec.indexer.pipeline import QUANTIZERS
 
     if quantizer not in QUANTIZERS:
         fail(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
@@ -131,7 +131,7 @@ def index(
         if not torch.cuda.is_available():
             fail(f"--device {device}: torch {torch.__version__} sees no CUDA device")
     check_store_writable(store)
-    from hashrec.indexer.build import IndexConfig, build_index
+    from hashrec.indexer.pipeline import IndexConfig, build_index
     from hashrec.model_store import ModelStore, StoreError
 
     interactions = _load_data(data, fmt, split, test_fraction, seed)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
-from hashrec.indexer.metrics import evaluate_rankings
+from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from hashrec.indexer.codes import mips_augment, pack_signs, random_projection
+from hashrec.retrieval.topk import top_k
 
 ESTIMATORS = ("anneal", "hashgnn", "gste")
 POSITIVES = ("teacher", "train", "both")
@@ -47,8 +48,7 @@ def teacher_top_k(
         scores = users[start : start + batch_size] @ items.T
         rows, cols = seen[start : start + batch_size].nonzero()
         scores[rows, cols] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        out[start : start + batch_size] = top
+        out[start : start + batch_size] = top_k(scores, k)[0]
     return out
 
 

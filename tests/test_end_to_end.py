@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from hashrec.indexer.build import IndexConfig, build_index
 from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.pipeline import IndexConfig, build_index
 from hashrec.model_store import ModelStore
 
 from tests.support import start_serve

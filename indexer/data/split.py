@@ -1,14 +1,22 @@
-"""Per-user train/test splits of unique (user, item) pairs."""
+"""Per-user train/test splits of unique (user, item) pairs.
+
+One rounding rule everywhere (:func:`test_counts`): a user with n items holds out
+``round_half_up(fraction * n)`` of them, at most n - 1. The data's test split
+(:func:`random_test_mask`, :func:`temporal_test_mask`) and the indexer's validation holdout
+(:func:`holdout`, a random split of the training matrix) both use it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["random_test_mask", "temporal_test_mask", "test_counts"]
+__all__ = ["holdout", "random_test_mask", "temporal_test_mask", "test_counts"]
 
 
 def test_counts(counts: np.ndarray, test_fraction: float) -> np.ndarray:
-    """Number of test items per user: round(fraction * n), keeping at least one in train.
+    """Number of held-out items per user: fraction * n rounded half up (2.5 -> 3), keeping at
+    least one item in train. The one rounding rule of every split here.
 
     Parameters
     ----------
@@ -87,3 +95,19 @@ def temporal_test_mask(
     order = np.lexsort((cols, times, rows))
     ranks = _ranks(order, rows, counts)
     return ranks >= (counts - test_counts(counts, test_fraction))[rows]
+
+
+def holdout(train: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split each user's training items into (fit, validation) with :func:`random_test_mask`.
+
+    Users keep at least one item to fit; both matrices are float32 with ``train``'s shape.
+    """
+    coo = sp.csr_matrix(train).tocoo()
+    rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    is_val = random_test_mask(rows, train.shape[0], fraction, np.random.default_rng(seed))
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        ones = np.ones(int(mask.sum()), np.float32)
+        return sp.csr_matrix((ones, (rows[mask], cols[mask])), shape=train.shape)
+
+    return part(~is_val), part(is_val)

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from hashrec.indexer.encoders.base import Embeddings, Encoder
+from hashrec.indexer.ranking_metrics import exact_recall
 from torch import nn
 from tqdm import tqdm
 
@@ -168,25 +169,6 @@ def sample_negatives(
             break
         negatives[clash] = rng.integers(0, n_items, size=int(clash.sum()))
     return negatives
-
-
-def exact_recall(
-    users_vec: np.ndarray,
-    items_vec: np.ndarray,
-    train: sp.csr_matrix,
-    truth: sp.csr_matrix,
-    users: np.ndarray,
-    k: int = 20,
-) -> float:
-    """Recall@k of the full-precision ranking for ``users`` (training items excluded)."""
-    from hashrec.indexer.metrics import recall_ndcg, top_k_columns
-
-    scores = users_vec[users] @ items_vec.T
-    rows, cols = train[users].nonzero()
-    scores[rows, cols] = -np.inf
-    ranked = top_k_columns(scores, k)
-    order = np.argsort(-np.take_along_axis(scores, ranked, axis=1), axis=1)
-    return recall_ndcg(np.take_along_axis(ranked, order, axis=1), truth, users, k)[f"recall@{k}"]
 
 
 class BPREncoder(Encoder):

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from hashrec.indexer.data.split import holdout
 from hashrec.indexer.encoders.base import Embeddings, Encoder
+from hashrec.indexer.ranking_metrics import exact_recall
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +143,6 @@ class ClosedForm(Encoder):
     def choose(self, train: sp.csr_matrix) -> tuple[int, float]:
         """The (rank, power) with the best validation Recall@20 (one SVD at the largest rank;
         smaller ranks are its leading components). A fixed ``dim`` or ``power`` is kept."""
-        from hashrec.indexer.build import holdout
-        from hashrec.indexer.metrics import exact_recall
-
         fit, validation = holdout(train, self.cfg.val_fraction, self.cfg.seed)
         limit = max(1, min(fit.shape) - 1)  # rank 1 even for one user or two items
         if self.cfg.dim:

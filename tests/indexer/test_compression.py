@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from hashrec.indexer.build import IndexConfig, build_index
 from hashrec.indexer.compression import (
     METHODS,
     GraphHash,
@@ -22,13 +21,15 @@ from hashrec.indexer.compression import (
 from hashrec.indexer.compression.graph import fill_private
 from hashrec.indexer.compression.hashing import quotient_remainder
 from hashrec.indexer.data import generate_interactions
-from hashrec.indexer.encoders.bpr import BPRModule, exact_recall
+from hashrec.indexer.encoders.bpr import BPRModule
 from hashrec.indexer.encoders.models import (
     LightGCNModule,
     make_encoder,
     normalized_adjacency,
     to_torch_sparse,
 )
+from hashrec.indexer.pipeline import IndexConfig, build_index
+from hashrec.indexer.ranking_metrics import exact_recall
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.search import TwoStageSearcher

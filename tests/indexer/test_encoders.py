@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from hashrec.indexer.data import generate_interactions
-from hashrec.indexer.encoders.bpr import exact_recall, sample_negatives
+from hashrec.indexer.encoders.bpr import sample_negatives
 from hashrec.indexer.encoders.models import (
     MFBPR,
     BPRConfig,
@@ -18,6 +18,7 @@ from hashrec.indexer.encoders.models import (
     normalized_adjacency,
     to_torch_sparse,
 )
+from hashrec.indexer.ranking_metrics import exact_recall
 
 SMALL = {"dim": 16, "epochs": 25, "batch_size": 256, "lr": 0.01, "progress": False, "eval_every": 5}
 

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hashrec.indexer.metrics import (
+from hashrec.indexer.ranking_metrics import (
     evaluate_rankings,
     paired_bootstrap,
     per_user_recall_ndcg,
     recall_ndcg,
-    top_k_columns,
 )
+from hashrec.retrieval.topk import top_k
 
 
 def brute_force(ranked, truth_sets, k):
@@ -106,8 +106,9 @@ def test_paired_bootstrap_rejects_bad_input(a, b, confidence, message):
         paired_bootstrap(a, b, confidence=confidence)
 
 
-def test_top_k_columns_takes_the_k_largest_and_every_column_of_a_small_catalogue():
+def test_top_k_takes_the_k_largest_and_every_column_of_a_small_catalogue():
+    """The indexer's rankings (exact_recall, the learned codes' teacher) use retrieval's top_k."""
     scores = np.array([[0.1, 0.9, 0.5, 0.7], [1.0, -1.0, 0.0, 2.0]])
-    assert [sorted(r) for r in top_k_columns(scores, 2).tolist()] == [[1, 3], [0, 3]]
-    for k in (4, 20):
-        assert top_k_columns(scores, k).tolist() == [[0, 1, 2, 3]] * 2
+    assert [sorted(r) for r in top_k(scores, 2)[0].tolist()] == [[1, 3], [0, 3]]
+    for k in (4, 20):  # every column, now best first (top_k orders; the old helper did not)
+        assert [sorted(r) for r in top_k(scores, k)[0].tolist()] == [[0, 1, 2, 3]] * 2

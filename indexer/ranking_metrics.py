@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import scipy.sparse as sp
+from hashrec.retrieval.topk import top_k
 
 
 def recall_ndcg(ranked: np.ndarray, truth: sp.csr_matrix, users: np.ndarray, k: int) -> dict[str, float]:
@@ -59,13 +60,6 @@ def per_user_recall_ndcg(
     ideal = np.cumsum(discounts)[np.minimum(n_true, k).clip(min=1) - 1]
     recall = hits.sum(axis=1) / np.maximum(n_true, 1)
     return recall[has_truth], (dcg / ideal)[has_truth]
-
-
-def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's k largest scores, unordered; every column when k >= columns."""
-    if k >= scores.shape[1]:
-        return np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
-    return np.argpartition(-scores, k, axis=1)[:, :k]
 
 
 def per_user_metrics(
@@ -130,7 +124,7 @@ def exact_recall(
         scores = users_vec[batch] @ items_vec.T
         rows, cols = train[batch].nonzero()
         scores[rows, cols] = -np.inf
-        ranked = top_k_columns(scores, k)
+        ranked, _ = top_k(scores, k)
         total += recall_ndcg(ranked, truth, batch, k)[f"recall@{k}"] * int(
             (np.diff(truth[batch].indptr) > 0).sum()
         )

@@ -1,0 +1,237 @@
+"""The indexer job: train, quantize, evaluate, publish."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+from hashrec.indexer.codes import Quantizer, SignQuantizer
+from hashrec.indexer.data.split import holdout
+from hashrec.indexer.evaluation import evaluate_model
+from hashrec.model_store import ModelStore
+from hashrec.retrieval.model import ServingModel, build_binary_index, index_kind, quantize_int8, tune_nprobe
+from hashrec.retrieval.schema import ITEM_INDEX_FILE
+
+if TYPE_CHECKING:
+    from hashrec.indexer.data import Interactions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexConfig:
+    """Everything ``hashrec index`` can set; recorded in the manifest."""
+
+    encoder: str = "gfcf"  # best measured within the CPU budget; see benchmarks/quality.md
+    dim: int = 0  # 0: chosen on a holdout for gfcf, 64 for the trained encoders
+    spectral_power: float | None = None  # gfcf's spectral weight exponent; None: chosen on a holdout
+    layers: int = 3
+    epochs: int = 30
+    batch_size: int = 0  # 0: about 50 steps per epoch, between 1,024 and 16,384
+    lr: float = 0.0  # 0: 1e-2 for LightGCN, 5e-3 for MF
+    reg: float = 1e-4
+    compression: str = "full"  # id -> row mapping of the tables (indexer.compression.METHODS)
+    budget: float = 1.0  # table rows: fraction of n_users + n_items if <= 1, else a row count
+    val_fraction: float = 0.05
+    eval_every: int = 5
+    patience: int = 3
+    bits: int = 128
+    quantizer: str = "learned"
+    code_transform: str = "mips"
+    candidates: int = 200
+    binary_index: str = "auto"  # flat | ivf | auto (ivf from retrieval.model.IVF_MIN_ITEMS items on)
+    rerank_float16: bool = False  # also publish item_embeddings_f16 (workers mmap half the bytes)
+    rerank_int8: bool = False  # also publish item_embeddings_i8 + scale (a quarter of the bytes)
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32) of each user's training items, sorted."""
+    csr = sp.csr_matrix(train)
+    csr.sort_indices()
+    return csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
+
+
+QUANTIZERS = ("sign", "itq", "learned", "hashgnn", "hqgnn", "learned-gste")
+
+
+def make_quantizer(cfg: IndexConfig) -> Quantizer:
+    """The configured code learner (see ``QUANTIZERS``)."""
+    if cfg.quantizer == "sign":
+        return SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
+    if cfg.quantizer == "itq":
+        from hashrec.indexer.codes import ITQQuantizer
+
+        return ITQQuantizer(bits=cfg.bits, seed=cfg.seed)
+    from hashrec.indexer.learned_codes import LearnedQuantizer
+
+    common = partial(LearnedQuantizer, bits=cfg.bits, seed=cfg.seed, device=cfg.device)
+    if cfg.quantizer == "learned":
+        return common()
+    if cfg.quantizer == "hashgnn":  # HashGNN's recipe: interactions, guidance, BPR + 0.1 BCE
+        return common(estimator="hashgnn", positives="train", bce_weight=0.1, name="hashgnn")
+    if cfg.quantizer == "hqgnn":  # HQ-GNN's 1-bit GSTE on the interactions' BPR loss
+        return common(estimator="gste", positives="train", name="hqgnn")
+    if cfg.quantizer == "learned-gste":  # distillation trained through the GSTE
+        return common(estimator="gste", name="learned-gste")
+    raise ValueError(f"unknown quantizer {cfg.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
+
+
+def auto_batch_size(n_interactions: int) -> int:
+    """About 50 BPR steps per epoch: large batches keep CPU epochs short (LightGCN propagates the
+    whole graph once per step), small data still gets enough steps."""
+    return int(min(16_384, max(1_024, n_interactions // 50)))
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape an artifact."""
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__}
+    for name in ("torch", "hashrec", "scipy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def train_embeddings(
+    data: Interactions, cfg: IndexConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """Fit the configured encoder; returns (users, items, encoder config)."""
+    if cfg.encoder not in ("mf", "lightgcn") and (cfg.compression != "full" or cfg.budget != 1.0):
+        raise ValueError(f"compressed tables need a trained encoder (mf or lightgcn), not {cfg.encoder!r}")
+    if cfg.encoder == "gfcf":  # training-free, no torch
+        from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
+
+        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, power=cfg.spectral_power, seed=cfg.seed))
+        embeddings = closed_form.fit(data.train)
+        return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
+    from hashrec.indexer.encoders.models import make_encoder  # torch is imported only here
+
+    params = {
+        "dim": cfg.dim or 64,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size or auto_batch_size(int(data.train.nnz)),
+        "lr": cfg.lr or (1e-2 if cfg.encoder == "lightgcn" else 5e-3),
+        "reg": cfg.reg,
+        "seed": cfg.seed,
+        "eval_every": cfg.eval_every,
+        "patience": cfg.patience,
+        "device": cfg.device,
+        "progress": cfg.progress,
+        "compression": cfg.compression,
+        "budget": cfg.budget,
+    }
+    if cfg.encoder == "lightgcn":
+        params["layers"] = cfg.layers
+    encoder = make_encoder(cfg.encoder, **params)
+    fit, validation = (
+        holdout(data.train, cfg.val_fraction, cfg.seed) if cfg.val_fraction > 0 else (data.train, None)
+    )
+    embeddings = encoder.fit(fit, validation)
+    return (
+        embeddings.users,
+        embeddings.items,
+        {**encoder.config(), "table": encoder.table, "history": encoder.history},
+    )
+
+
+def recommender_arrays(
+    data: Interactions, users: np.ndarray, items: np.ndarray, quantizer: Quantizer
+) -> dict[str, np.ndarray]:
+    """The arrays of retrieval.schema.RECOMMENDER_ARRAYS for trained embeddings."""
+    user_codes, item_codes = quantizer.encode(users, items, data.train)
+    indptr, indices = seen_csr(data.train)
+    return {
+        "user_ids": np.asarray(data.user_ids, dtype=str),
+        "item_ids": np.asarray(data.item_ids, dtype=str),
+        "user_embeddings": users.astype(np.float32),
+        "item_embeddings": items.astype(np.float32),
+        "user_codes": user_codes,
+        "item_codes": item_codes,
+        "seen_indptr": indptr,
+        "seen_indices": indices,
+        "item_popularity": np.asarray(data.train.sum(axis=0)).ravel().astype(np.int64),
+        "code_projection": quantizer.projection,
+    }
+
+
+def item_index(
+    arrays: dict[str, np.ndarray], cfg: IndexConfig
+) -> tuple[faiss.IndexBinary, dict[str, object]]:
+    """The binary item index for the catalogue size (``cfg.binary_index``), and what was chosen.
+
+    A binary IVF gets the smallest power-of-two nprobe whose Hamming top-C (C = ``cfg.candidates``)
+    holds >= 0.95 of the exact flat top-C for up to 500 training users' codes.
+    """
+    codes = arrays["item_codes"]
+    index = build_binary_index(codes, cfg.binary_index, nprobe=1, seed=cfg.seed)
+    info: dict[str, object] = {"kind": index_kind(index)}
+    if info["kind"] == "ivf":
+        users = arrays["user_codes"]
+        sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]
+        k = min(cfg.candidates, len(codes))
+        nprobe, recall = tune_nprobe(index, codes, users[np.sort(sample)], k, target=0.95)
+        info.update(nlist=int(index.nlist), nprobe=nprobe, recall_of_flat_top_c=round(recall, 4))
+    return index, info
+
+
+def build_index(
+    data: Interactions, store: ModelStore, cfg: IndexConfig, data_options: dict[str, object] | None = None
+) -> dict[str, object]:
+    """Train, quantize, evaluate on the test split and publish; returns version and metrics.
+
+    ``data_options`` (path, format, split, seed) are recorded so ``hashrec evaluate`` can
+    rebuild the same split.
+    """
+    started = time.perf_counter()
+    users, items, encoder_config = train_embeddings(data, cfg)
+    train_seconds = time.perf_counter() - started
+    quantizer = make_quantizer(cfg)
+    arrays = recommender_arrays(data, users, items, quantizer)
+    if cfg.rerank_float16:
+        arrays["item_embeddings_f16"] = arrays["item_embeddings"].astype(np.float16)
+    if cfg.rerank_int8:
+        codes8, scale8 = quantize_int8(arrays["item_embeddings"])
+        arrays["item_embeddings_i8"], arrays["item_embeddings_i8_scale"] = codes8, scale8
+    index, index_info = item_index(arrays, cfg)
+    model = ServingModel.from_arrays("unpublished", arrays, binary_index=index)
+    metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))
+    metrics["train_seconds"] = round(train_seconds, 1)
+    index_bytes = faiss.serialize_index_binary(model.binary_index).tobytes()
+    version = store.publish(
+        arrays,
+        {ITEM_INDEX_FILE: index_bytes},
+        bits=cfg.bits,
+        dataset={
+            "source": data.source,
+            "split": data.split,
+            "fingerprint": data.fingerprint(),
+            "users": data.n_users,
+            "items": data.n_items,
+            "train_interactions": int(data.train.nnz),
+            "test_interactions": int(data.test.nnz),
+            "options": data_options or {},
+        },
+        config={
+            **asdict(cfg),
+            # method, budget, rows and real parameter count of the embedding tables
+            **({"table": encoder_config["table"]} if "table" in encoder_config else {}),
+            "encoder_config": encoder_config,
+            "quantizer": quantizer.config(),
+            "item_index": index_info,
+        },
+        metrics=metrics,
+        libraries=library_versions(),
+    )
+    return {"version": version, "metrics": metrics}
