@@ -121,9 +121,9 @@ def run_one(data: Any, method: str, budget: float, args: argparse.Namespace) -> 
 
 def served_metrics(data: Any, embeddings: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The service's rankings (full, Hamming, Hamming top-C + rerank) of trained embeddings."""
-    from hashrec.indexer.codes import SignQuantizer
     from hashrec.indexer.evaluation import evaluate_model
     from hashrec.indexer.pipeline import recommender_arrays
+    from hashrec.indexer.quantizers import SignQuantizer
     from hashrec.retrieval.model import ServingModel
 
     quantizer = SignQuantizer(bits=args.bits, transform="mips", seed=args.seed)

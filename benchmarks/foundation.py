@@ -22,15 +22,20 @@ from typing import Any, cast
 import numpy as np
 from hashrec.indexer.data import load_interactions
 from hashrec.indexer.pipeline import (
-    QUANTIZERS,
     IndexConfig,
     make_quantizer,
     recommender_arrays,
     train_embeddings,
 )
+from hashrec.indexer.quantizers import QUANTIZERS
 from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+from hashrec.retrieval.search import (
+    ExactSearcher,
+    HammingSearcher,
+    Searcher,
+    two_stage_searcher,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
@@ -54,7 +59,7 @@ class AsymmetricSearcher:
     unless these numbers say otherwise."""
 
     def __init__(self, users, items, arrays, train, candidates: int = 0) -> None:  # type: ignore[no-untyped-def]
-        from hashrec.indexer.codes import mips_augment
+        from hashrec.retrieval.query_codes import mips_augment
 
         aug_users, aug_items = mips_augment(users, items)
         projection = arrays["code_projection"]
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             }
             for candidates in args.candidates:
                 row[f"served_c{candidates}"] = evaluate(
-                    TwoStageSearcher(model, candidates=candidates), data.test
+                    two_stage_searcher(model, candidates=candidates), data.test
                 )
             if args.asymmetric:
                 train = data.train.tocsr()

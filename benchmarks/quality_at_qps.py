@@ -33,7 +33,12 @@ from hashrec.indexer.data import load_interactions
 from hashrec.indexer.pipeline import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
 from hashrec.indexer.ranking_metrics import paired_bootstrap, per_user_metrics
 from hashrec.retrieval.model import ServingModel, build_binary_index
-from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+from hashrec.retrieval.search import (
+    ExactSearcher,
+    HammingSearcher,
+    Searcher,
+    two_stage_searcher,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common
@@ -93,17 +98,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     measure("exact", "all items", ExactSearcher(flat))
     measure("hamming", "top-20 codes", HammingSearcher(flat))
     for c in args.candidates:
-        measure("flat", f"C={c}", TwoStageSearcher(flat, candidates=c))
+        measure("flat", f"C={c}", two_stage_searcher(flat, candidates=c))
     for dtype in ("float16", "int8"):  # smaller rerank vectors, same codes and C
         small = ServingModel.from_arrays(dtype, arrays, rerank_dtype=dtype)
-        measure(f"flat {dtype}", "C=200", TwoStageSearcher(small, candidates=200))
+        measure(f"flat {dtype}", "C=200", two_stage_searcher(small, candidates=200))
     ivf_index = build_binary_index(arrays["item_codes"], "ivf", seed=args.seed)
     nlist = int(ivf_index.nlist)
     for nprobe in args.nprobes:
         ivf_index.nprobe = min(nprobe, nlist)
         ivf = ServingModel.from_arrays("ivf", arrays, binary_index=ivf_index)
         measure(
-            "ivf", f"nlist={nlist}, nprobe={min(nprobe, nlist)}, C=200", TwoStageSearcher(ivf, candidates=200)
+            "ivf",
+            f"nlist={nlist}, nprobe={min(nprobe, nlist)}, C=200",
+            two_stage_searcher(ivf, candidates=200),
         )
     return {
         "rows": rows,

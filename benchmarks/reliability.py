@@ -112,7 +112,6 @@ def scenario_redis_restart(ctx: dict, seconds: float) -> dict[str, object]:  # t
         free_port_for(ctx),
         {
             "HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "HASHREC_NEAR_CACHE_SIZE": "0",
             "HASHREC_POLL_INTERVAL_S": "0",
         },
     )
@@ -141,7 +140,6 @@ def scenario_slow_redis(ctx: dict, seconds: float) -> dict[str, object]:  # type
         free_port_for(ctx),
         {
             "HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "HASHREC_NEAR_CACHE_SIZE": "0",
             "HASHREC_REDIS_TIMEOUT_S": "0.05",
             "HASHREC_POLL_INTERVAL_S": "0",
         },

@@ -47,7 +47,7 @@ from typing import Any
 import common
 import faiss
 import numpy as np
-from hashrec.indexer.codes import random_projection
+from hashrec.indexer.quantizers import random_projection
 from hashrec.retrieval.model import (
     ServingModel,
     build_binary_index,
@@ -55,7 +55,7 @@ from hashrec.retrieval.model import (
     hamming_knn_kernel,
     tune_nprobe,
 )
-from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.retrieval.search import two_stage_searcher
 
 DIM, BITS, K, C = 64, 128, 20, 200
 
@@ -80,11 +80,11 @@ def generate(n_items: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, n
 def learned_projection(
     items: np.ndarray, train_queries: np.ndarray, seed: int = 0, sample: int = 200_000
 ) -> np.ndarray:
-    """indexer.learned_codes.LearnedQuantizer's projection, trained on a uniform sample of the
+    """indexer.quantizers.learned.LearnedQuantizer's projection, trained on a uniform sample of the
     items and on training queries drawn like the evaluation queries (same centres, other draws):
     the teacher's top-20 over the sample is distilled into the codes; the projection then encodes
     every item."""
-    from hashrec.indexer.learned_codes import LearnedQuantizer
+    from hashrec.indexer.quantizers.learned import LearnedQuantizer
 
     rng = np.random.default_rng(seed + 1)
     rows = np.sort(rng.choice(len(items), min(sample, len(items)), replace=False))
@@ -266,7 +266,7 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     )
     for name, options, rerank_bytes in variants:
         model = serving_model(items, item_codes, **options)
-        searcher = TwoStageSearcher(model, candidates=C)
+        searcher = two_stage_searcher(model, candidates=C)
         found = searcher.search(queries, query_codes, K).items
         record(
             name,
@@ -317,7 +317,7 @@ def run_size(n: int, args: argparse.Namespace, bandwidth: float) -> dict[str, An
     nprobe, _ = tune_nprobe(ivf, item_codes, query_codes[:half], C, target=0.95)
     held_out = flat_recall(ivf, item_codes, query_codes[half:], C, nprobe)
     model = serving_model(items, item_codes, index=ivf)
-    searcher = TwoStageSearcher(model, candidates=C)
+    searcher = two_stage_searcher(model, candidates=C)
     record(
         "two_stage_ivf",
         lambda lo, hi, s=searcher: s.search(queries[lo:hi], query_codes[lo:hi], K),

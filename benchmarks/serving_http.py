@@ -11,9 +11,6 @@ from wrk's latency distribution; "at half peak" runs wrk with a per-connection d
 for about half the measured peak rate.
 
     flock /tmp/hashrec-heavy.lock python benchmarks/serving_http.py --items 40000
-
-``--microbatch-ms 1 2`` adds cache-off processes with ``HASHREC_MICROBATCH_WINDOW_MS`` set, each
-with its own trivial-route baseline.
 """
 
 from __future__ import annotations
@@ -51,8 +48,8 @@ end
 
 def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits: int = 128) -> None:
     import scipy.sparse as sp
-    from hashrec.indexer.codes import SignQuantizer
     from hashrec.indexer.pipeline import seen_csr
+    from hashrec.indexer.quantizers import SignQuantizer
     from hashrec.model_store import ModelStore
     from hashrec.retrieval.model import build_binary_index
     from hashrec.retrieval.schema import ITEM_INDEX_FILE
@@ -145,11 +142,8 @@ def _ms(value: str) -> float:
     return round(number * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 3)
 
 
-def measure(
-    store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: Path, window_ms: float = 0.0
-) -> dict[str, Any]:
+def measure(store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     env = {**os.environ, "HASHREC_CACHE_ENABLED": str(cache).lower(), "HASHREC_FAISS_THREADS": "1"}
-    env["HASHREC_MICROBATCH_WINDOW_MS"] = str(window_ms)
     env["HASHREC_CACHE_SIZE"] = str(max(100_000, args.users * 2))
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", "--store", str(store), "--port", str(port)], env=env
@@ -214,9 +208,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
-        "--microbatch-ms", type=float, nargs="+", default=[], help="Also misses with these batching windows."
-    )
-    parser.add_argument(
         "--generator", choices=["wrk", "locust"], default="wrk", help="Load generator (Locust: one process)."
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_http"))
@@ -233,9 +224,6 @@ def main() -> None:
             "miss": measure(tmp / "store", args.port, False, args, tmp),
             "hit": measure(tmp / "store", args.port + 1, True, args, tmp),
         }
-        for number, window in enumerate(w for w in args.microbatch_ms if w > 0):
-            port = args.port + 2 + number
-            results[f"miss_mb{window:g}"] = measure(tmp / "store", port, False, args, tmp, window)
     import importlib.metadata as md
 
     wrk_version = ""
@@ -272,7 +260,7 @@ def main() -> None:
     ]
     labels = {"miss": "cache off (every recommend a miss)", "hit": "in-process cache (hits)"}
     for case in results:
-        label = labels.get(case, f"cache off, micro-batching {case.removeprefix('miss_mb')} ms")
+        label = labels[case]
         r = results[case]
         for endpoint in ("trivial", "recommend"):
             p, h = r[endpoint]["peak"], r[endpoint]["half_peak"]

@@ -27,7 +27,6 @@ from serving_http import LUA, synthetic_store, wrk
 def measure(store: Path, port: int, workers: int, cache: bool, args: argparse.Namespace, tmp: Path) -> Any:
     env = {"HASHREC_CACHE_ENABLED": str(cache).lower(), "HASHREC_FAISS_THREADS": "1"}
     env["HASHREC_POLL_INTERVAL_S"] = "0"
-    env["HASHREC_MICROBATCH_WINDOW_MS"] = str(args.microbatch_ms)
     process, base = common.start_service(store, port, env, workers=workers)
     try:
         users = args.hit_users if cache else args.users
@@ -51,7 +50,6 @@ def main() -> None:
     parser.add_argument("--hit-users", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--microbatch-ms", type=float, default=0.0, help="HASHREC_MICROBATCH_WINDOW_MS")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_workers"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -70,8 +68,7 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
         f"{meta['cpus']} CPUs, {meta['date']}, commit {meta['commit']}; {args.items:,} items; wrk -t1 "
-        f"-c{args.connections} -d{args.seconds}s on the same machine; one faiss thread per worker; "
-        f"micro-batching window {args.microbatch_ms:g} ms.",
+        f"-c{args.connections} -d{args.seconds}s on the same machine; one faiss thread per worker.",
         "",
         "| workers | cache | req/s | p50 ms | p99 ms | non-2xx |",
         "|---|---|---|---|---|---|",

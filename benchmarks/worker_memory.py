@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import scipy.sparse as sp
-from hashrec.indexer.codes import SignQuantizer
 from hashrec.indexer.pipeline import seen_csr
+from hashrec.indexer.quantizers import SignQuantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import build_binary_index
 

@@ -12,6 +12,7 @@ import typer
 
 from hashrec.common import StoreOpt, check_store_writable, emit, fail, parse_store, store_location
 from hashrec.loadtest_cli import loadtest
+from hashrec.retrieval.query_codes import Transform
 from hashrec.store_cli import store_app
 
 app = typer.Typer(
@@ -86,7 +87,9 @@ def index(
             "learned-gste."
         ),
     ] = "learned",
-    code_transform: Annotated[str, typer.Option(help="mips or rotation (sign quantizer).")] = "mips",
+    code_transform: Annotated[
+        Transform, typer.Option(help="Query transform of the sign quantizer.")
+    ] = "mips",
     candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
     rerank_float16: Annotated[
         bool,
@@ -105,12 +108,10 @@ def index(
         fail(f"--bits must be a multiple of 8, got {bits}")
     if encoder not in ("gfcf", "lightgcn", "mf"):
         fail(f"--encoder must be gfcf, lightgcn or mf, got {encoder!r}")
-    from hashrec.indexer.pipeline import QUANTIZERS
+    from hashrec.indexer.quantizers import QUANTIZERS
 
     if quantizer not in QUANTIZERS:
         fail(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
-    if code_transform not in ("mips", "rotation"):
-        fail(f"--code-transform must be mips or rotation, got {code_transform!r}")
     from hashrec.indexer.compression import METHODS
 
     if compression not in METHODS:

@@ -8,7 +8,12 @@ import numpy as np
 import scipy.sparse as sp
 from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.search import ExactSearcher, HammingSearcher, Searcher, TwoStageSearcher
+from hashrec.retrieval.search import (
+    ExactSearcher,
+    HammingSearcher,
+    Searcher,
+    two_stage_searcher,
+)
 
 
 def align_to_model(
@@ -54,7 +59,7 @@ def evaluate_model(
     searchers: dict[str, Searcher] = {
         "full": ExactSearcher(model),
         "hamming": HammingSearcher(model),
-        "served": TwoStageSearcher(model, candidates=candidates),
+        "served": two_stage_searcher(model, candidates=candidates),
     }
     result: dict[str, object] = {"bits": model.bits, "candidates": candidates}
     for name, searcher in searchers.items():

@@ -6,18 +6,19 @@ import logging
 import platform
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from importlib import metadata
 from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 import scipy.sparse as sp
-from hashrec.indexer.codes import Quantizer, SignQuantizer
+from hashrec.indexer import quantizers
 from hashrec.indexer.data.split import holdout
 from hashrec.indexer.evaluation import evaluate_model
+from hashrec.indexer.quantizers import Quantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel, build_binary_index, index_kind, quantize_int8, tune_nprobe
+from hashrec.retrieval.query_codes import Transform
 from hashrec.retrieval.schema import ITEM_INDEX_FILE
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class IndexConfig:
     patience: int = 3
     bits: int = 128
     quantizer: str = "learned"
-    code_transform: str = "mips"
+    code_transform: Transform = "mips"
     candidates: int = 200
     binary_index: str = "auto"  # flat | ivf | auto (ivf from retrieval.model.IVF_MIN_ITEMS items on)
     rerank_float16: bool = False  # also publish item_embeddings_f16 (workers mmap half the bytes)
@@ -62,29 +63,11 @@ def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return csr.indptr.astype(np.int64), csr.indices.astype(np.int32)
 
 
-QUANTIZERS = ("sign", "itq", "learned", "hashgnn", "hqgnn", "learned-gste")
-
-
 def make_quantizer(cfg: IndexConfig) -> Quantizer:
-    """The configured code learner (see ``QUANTIZERS``)."""
-    if cfg.quantizer == "sign":
-        return SignQuantizer(bits=cfg.bits, transform=cfg.code_transform, seed=cfg.seed)
-    if cfg.quantizer == "itq":
-        from hashrec.indexer.codes import ITQQuantizer
-
-        return ITQQuantizer(bits=cfg.bits, seed=cfg.seed)
-    from hashrec.indexer.learned_codes import LearnedQuantizer
-
-    common = partial(LearnedQuantizer, bits=cfg.bits, seed=cfg.seed, device=cfg.device)
-    if cfg.quantizer == "learned":
-        return common()
-    if cfg.quantizer == "hashgnn":  # HashGNN's recipe: interactions, guidance, BPR + 0.1 BCE
-        return common(estimator="hashgnn", positives="train", bce_weight=0.1, name="hashgnn")
-    if cfg.quantizer == "hqgnn":  # HQ-GNN's 1-bit GSTE on the interactions' BPR loss
-        return common(estimator="gste", positives="train", name="hqgnn")
-    if cfg.quantizer == "learned-gste":  # distillation trained through the GSTE
-        return common(estimator="gste", name="learned-gste")
-    raise ValueError(f"unknown quantizer {cfg.quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
+    """The configured code learner (see ``indexer.quantizers.QUANTIZERS``)."""
+    return quantizers.make_quantizer(
+        cfg.quantizer, cfg.bits, seed=cfg.seed, transform=cfg.code_transform, device=cfg.device
+    )
 
 
 def auto_batch_size(n_interactions: int) -> int:

@@ -14,7 +14,7 @@ The fused search runs the whole query (scan, exclusions, first C kept, rerank, t
 so a single request pays no per-step numpy overhead; it answers what ``retrieval.search`` does in
 numpy, scores up to float32 rounding (tests/service/test_speed_paths.py). For one known user
 (the common cache miss) ``two_stage_user_kernel`` also reads the user's code, vector and seen rows
-from the model's arrays, so the request makes a single compiled call.
+from a :class:`FusedArrays` layout made at load, so the request makes a single compiled call.
 Without numba, ``kernels_available()`` is False and the numpy/faiss path serves.
 """
 
@@ -24,6 +24,7 @@ import functools
 import logging
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,8 +219,38 @@ def two_stage_kernel(
     return out_i, out_s
 
 
+@dataclass(frozen=True)
+class FusedArrays:
+    """What the single-query kernels read, laid out once when a model is loaded.
+
+    Parameters
+    ----------
+    item_words : ndarray of uint64, shape (n_items * words,)
+        The item codes as 64-bit words (a view of ``item_codes``).
+    user_words : ndarray of uint64, shape (n_users, words)
+    user_vectors : ndarray of float32, shape (n_users, dim)
+    query_scale : ndarray of float32, shape (dim,)
+        Multiplies a query before it is scored (int8 rerank rows' scales; ones otherwise).
+    seen_indptr, seen_indices : ndarray of int64, int32
+        Each user's training items, every row sorted (the kernel searches them).
+    rerank_rows : ndarray
+        float32 or int8 rerank rows, or float16 ones viewed as uint16 (numba has no float16).
+    prefetch_bytes : int or None
+        How far ahead the scan prefetches codes; None: this CPU's default.
+    """
+
+    item_words: np.ndarray
+    user_words: np.ndarray
+    user_vectors: np.ndarray
+    query_scale: np.ndarray
+    seen_indptr: np.ndarray
+    seen_indices: np.ndarray
+    rerank_rows: np.ndarray
+    prefetch_bytes: int | None = None
+
+
 def two_stage_user_kernel(
-    model: Any,
+    arrays: FusedArrays,
     row: int,
     k: int,
     n_candidates: int,
@@ -227,35 +258,33 @@ def two_stage_user_kernel(
     exclude_rows: np.ndarray | None = None,
     chunk: int = SCAN_CHUNK_ITEMS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Known user ``row``'s :func:`two_stage_kernel` answer, read from the model's own arrays.
+    """Known user ``row``'s :func:`two_stage_kernel` answer, read from ``arrays`` in one call.
 
-    ``model`` is a ``ServingModel`` whose scan is this module's (``user_words`` set) and whose
-    seen rows are sorted; with ``exclude_seen`` its seen rows are skipped, and ``exclude_rows``
-    (sorted, int64) in any case; it prefetches as the
-    model's ``scan_prefetch_bytes`` says. Returns the valid (rows int64, scores float32) only,
-    best first. ImportError without numba.
+    With ``exclude_seen`` the user's seen rows are skipped, and ``exclude_rows`` (sorted, int64)
+    in any case. Returns the valid (rows int64, scores float32) only, best first. ImportError
+    without numba.
     """
     kernels = _required()
     return kernels.two_stage_user(  # type: ignore[no-any-return]
-        model.scan_words,
-        model.user_words,
-        model.user_embeddings,
-        model.query_scale,
-        model.seen_indptr,
-        model.seen_indices,
-        model.kernel_rerank_items,
+        arrays.item_words,
+        arrays.user_words,
+        arrays.user_vectors,
+        arrays.query_scale,
+        arrays.seen_indptr,
+        arrays.seen_indices,
+        arrays.rerank_rows,
         row,
         k,
         n_candidates,
         chunk,
         exclude_seen,
         exclude_rows if exclude_rows is not None else _NO_ROWS,
-        prefetch_words(model.scan_prefetch_bytes),
+        prefetch_words(arrays.prefetch_bytes),
     )
 
 
 def two_stage_query_kernel(
-    model: Any,
+    arrays: FusedArrays,
     code: np.ndarray,
     vector: np.ndarray,
     k: int,
@@ -263,22 +292,21 @@ def two_stage_query_kernel(
     exclude_rows: np.ndarray,
     chunk: int = SCAN_CHUNK_ITEMS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One query's :func:`two_stage_kernel` answer against ``model``'s arrays, in one call.
+    """One query's :func:`two_stage_kernel` answer against ``arrays``, in one call.
 
-    ``code`` is the query's packed uint8 code, ``vector`` its float32 vector (scaled here by the
-    model's ``query_scale``), ``exclude_rows`` the rows to skip (sorted, int64). ``model`` is as
-    for :func:`two_stage_user_kernel`. Returns the valid (rows int64, scores float32) only, best
-    first. ImportError without numba.
+    ``code`` is the query's packed uint8 code, ``vector`` its float32 vector (scaled here by
+    ``arrays.query_scale``), ``exclude_rows`` the rows to skip (sorted, int64). Returns the valid
+    (rows int64, scores float32) only, best first. ImportError without numba.
     """
     kernels = _required()
     return kernels.two_stage_query(  # type: ignore[no-any-return]
-        model.scan_words,
+        arrays.item_words,
         np.ascontiguousarray(code, dtype=np.uint8).view(np.uint64),
-        np.ascontiguousarray(vector, dtype=np.float32) * model.query_scale,
-        model.kernel_rerank_items,
+        np.ascontiguousarray(vector, dtype=np.float32) * arrays.query_scale,
+        arrays.rerank_rows,
         exclude_rows,
         k,
         n_candidates,
         chunk,
-        prefetch_words(model.scan_prefetch_bytes),
+        prefetch_words(arrays.prefetch_bytes),
     )

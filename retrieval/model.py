@@ -212,18 +212,6 @@ class ServingModel:
             self.rerank_items, self.rerank_scale = stored8, np.asarray(scale8, dtype=np.float32)
         else:
             self.rerank_items = self.item_embeddings
-        # What the single-user kernel reads (TwoStageSearcher.search_user): user codes as words,
-        # the query scale (ones for float rerank rows; x * 1 is exact), float16 rows as their bits.
-        self.user_words: np.ndarray | None = (
-            np.ascontiguousarray(self.user_codes, dtype=np.uint8).view(np.uint64) if use_kernel else None
-        )
-        dim = self.item_embeddings.shape[1]
-        self.query_scale = self.rerank_scale if self.rerank_scale is not None else np.ones(dim, np.float32)
-        self.kernel_rerank_items = (
-            self.rerank_items.view(np.uint16) if self.rerank_items.dtype == np.float16 else self.rerank_items
-        )
-        #: Each user's seen rows sorted, as the format promises (the kernel's binary search needs it).
-        self.seen_sorted = rows_sorted(self.seen_indptr, self.seen_indices)
 
     @classmethod
     def from_arrays(

@@ -40,6 +40,7 @@ class Recommender:
     searcher: TwoStageSearcher
 
     def _pairs(self, items: np.ndarray, scores: np.ndarray) -> Pairs:
+        """(id, score) pairs of one padded result row."""
         valid = items >= 0
         ids = self.model.item_ids[items[valid]].tolist()
         return list(zip(ids, scores[valid].astype(float).tolist(), strict=True))
@@ -48,30 +49,18 @@ class Recommender:
         """Pairs of a single-query kernel's answer (valid rows only, so no mask)."""
         return list(zip(self.model.item_ids[items].tolist(), scores.tolist(), strict=True))
 
-    def _exclusions(self, seen: np.ndarray | None, extra: np.ndarray) -> np.ndarray:
-        if seen is None:
-            return extra
-        return np.union1d(seen, extra) if len(extra) else seen
-
     def for_users(
         self,
         user_rows: np.ndarray,
         k: int,
+        *,
         exclude_seen: bool = True,
         exclude_items: np.ndarray | None = None,
         candidates: int | None = None,
     ) -> list[Pairs]:
         """Two-stage top-k for known users, in one batched search."""
-        extra = exclude_items if exclude_items is not None else np.empty(0, np.int64)
-        exclude = [
-            self._exclusions(self.model.seen(int(r)) if exclude_seen else None, extra) for r in user_rows
-        ]
-        result = self.searcher.search(
-            np.asarray(self.model.user_embeddings[user_rows], dtype=np.float32),
-            np.asarray(self.model.user_codes[user_rows], dtype=np.uint8),
-            k,
-            exclude,
-            candidates=candidates,
+        result = self.searcher.search_users(
+            user_rows, k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
         )
         return [self._pairs(result.items[i], result.scores[i]) for i in range(len(user_rows))]
 
@@ -79,42 +68,35 @@ class Recommender:
         self,
         row: int,
         k: int,
+        *,
         exclude_seen: bool = True,
-        candidates: int | None = None,
         exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
     ) -> Pairs:
-        """One known user's two-stage top-k: what ``for_users`` answers for that user.
-
-        Answered by one compiled call where the flat kernel serves (``search_user``).
-        """
-        found = self.searcher.search_user(row, k, exclude_seen, candidates, exclude_items)
-        if found is None:
-            return self.for_users(np.array([row]), k, exclude_seen, exclude_items, candidates)[0]
+        """One known user's two-stage top-k: what ``for_users`` answers for that user."""
+        found = self.searcher.search_user(
+            row, k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
+        )
         return self._found_pairs(*found)
 
     def for_history(
         self,
         item_rows: np.ndarray,
         k: int,
+        *,
         exclude_seen: bool = True,
         exclude_items: np.ndarray | None = None,
         candidates: int | None = None,
     ) -> Pairs:
-        """Two-stage top-k for a visitor known only by recent items.
-
-        Answered by one compiled call where the flat kernel serves (``search_query``).
-        """
+        """Two-stage top-k for a visitor known only by recent items."""
         vector = history_vector(self.model, item_rows)
         code = pack_query_codes(self.model, vector)
         extra = exclude_items if exclude_items is not None else np.empty(0, np.int64)
         exclude = np.concatenate([item_rows, extra]) if exclude_seen else extra  # search_query sorts it
-        found = self.searcher.search_query(vector[0], code[0], k, exclude, candidates)
-        if found is None:
-            result = self.searcher.search(vector, code, k, [np.unique(exclude)], candidates)
-            return self._pairs(result.items[0], result.scores[0])
+        found = self.searcher.search_query(vector[0], code[0], k, exclude=exclude, candidates=candidates)
         return self._found_pairs(*found)
 
-    def popular(self, k: int, exclude: Sequence[int] | np.ndarray = ()) -> Pairs:
+    def popular(self, k: int, *, exclude: Sequence[int] | np.ndarray = ()) -> Pairs:
         """The most popular items (the fallback for unknown users), scored by training count."""
         order = self.model.popular_order
         if len(exclude):
@@ -122,7 +104,7 @@ class Recommender:
         rows = order[:k]
         return self._pairs(rows, np.asarray(self.model.item_popularity[rows], dtype=np.float32))
 
-    def similar(self, item_row: int, k: int, candidates: int | None = None) -> Pairs:
+    def similar(self, item_row: int, k: int, *, candidates: int | None = None) -> Pairs:
         """Items nearest to an item: Hamming candidates on item codes, cosine rerank."""
         model = self.model
         c = self.searcher.n_candidates(k, candidates)

@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from hashrec.retrieval.kernels import two_stage_kernel, two_stage_query_kernel, two_stage_user_kernel
-from hashrec.retrieval.model import ServingModel
+from hashrec.retrieval.kernels import (
+    FusedArrays,
+    two_stage_kernel,
+    two_stage_query_kernel,
+    two_stage_user_kernel,
+)
+from hashrec.retrieval.model import ServingModel, rows_sorted
 from hashrec.retrieval.topk import top_k
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -44,11 +49,20 @@ def _mask_invalid(items: np.ndarray, scores: np.ndarray) -> SearchResult:
     return SearchResult(items, scores)
 
 
+Found = tuple[np.ndarray, np.ndarray]
+"""One query's answer: valid item rows (int64) and their scores (float32), best first."""
+
+
+def _found(result: SearchResult, row: int = 0) -> Found:
+    valid = result.items[row] >= 0
+    return result.items[row][valid], result.scores[row][valid]
+
+
 class Searcher(ABC):
     """One way of answering top-k for query vectors and codes.
 
-    Subclasses implement :meth:`search`; every one passes the shared tests in
-    ``tests/service/test_search.py``.
+    Subclasses implement :meth:`search`; the other three questions default to it. Every
+    implementation passes the shared contract in ``tests/retrieval/test_searchers.py``.
     """
 
     def __init__(self, model: ServingModel) -> None:
@@ -60,7 +74,9 @@ class Searcher(ABC):
         vectors: np.ndarray,
         codes: np.ndarray,
         k: int,
+        *,
         exclude: Sequence[np.ndarray] | None = None,
+        candidates: int | None = None,
     ) -> SearchResult:
         """Top-k items for each query.
 
@@ -74,28 +90,76 @@ class Searcher(ABC):
             Number of items per query.
         exclude : sequence of int arrays, optional
             Per query, item rows that must not be returned (training items).
+        candidates : int, optional
+            Two-stage searchers: C for this call; the others ignore it.
 
         Returns
         -------
         SearchResult
         """
 
-    def search_users(self, user_rows: np.ndarray, k: int, exclude_seen: bool = True) -> SearchResult:
-        """Top-k for known users by row, excluding their training items by default."""
+    def search_users(
+        self,
+        user_rows: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> SearchResult:
+        """Top-k for known users by row, excluding their training items (``exclude_seen``) and
+        the item rows ``exclude_items`` (every user)."""
         rows = np.asarray(user_rows, dtype=np.int64)
-        exclude = [self.model.seen(int(r)) for r in rows] if exclude_seen else None
+        extra = np.asarray(exclude_items, dtype=np.int64) if exclude_items is not None else _EMPTY
+        exclude = None
+        if exclude_seen:
+            seen = [self.model.seen(int(r)) for r in rows]
+            exclude = [np.union1d(s, extra) if len(extra) else s for s in seen]
+        elif len(extra):
+            exclude = [extra] * len(rows)
         return self.search(
             np.asarray(self.model.user_embeddings[rows], dtype=np.float32),
             np.asarray(self.model.user_codes[rows], dtype=np.uint8),
             k,
-            exclude,
+            exclude=exclude,
+            candidates=candidates,
         )
+
+    def search_user(
+        self,
+        row: int,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> Found:
+        """One known user's :meth:`search_users` answer, valid rows only."""
+        result = self.search_users(
+            np.array([row]), k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
+        )
+        return _found(result)
+
+    def search_query(
+        self,
+        vector: np.ndarray,
+        code: np.ndarray,
+        k: int,
+        *,
+        exclude: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> Found:
+        """One query's :meth:`search` answer by its float32 ``vector`` (dim,) and packed ``code``,
+        excluding the item rows ``exclude``; valid rows only."""
+        rows = [np.unique(np.asarray(exclude, dtype=np.int64))] if exclude is not None else None
+        result = self.search(vector[None, :], code[None, :], k, exclude=rows, candidates=candidates)
+        return _found(result)
 
 
 class ExactSearcher(Searcher):
     """Full-precision inner product over every item: the reference ranking."""
 
-    def search(self, vectors, codes, k, exclude=None) -> SearchResult:  # type: ignore[no-untyped-def]
+    def search(self, vectors, codes, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         scores = vectors @ np.asarray(self.model.item_embeddings).T
         if exclude is not None:
             for row, items in enumerate(exclude):
@@ -195,7 +259,7 @@ def hamming_candidates(
 class HammingSearcher(Searcher):
     """Hamming distance alone: the first stage's own ranking (scores are -distance)."""
 
-    def search(self, vectors, codes, k, exclude=None) -> SearchResult:  # type: ignore[no-untyped-def]
+    def search(self, vectors, codes, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         items, distances = hamming_candidates(self.model, codes, k, exclude)
         scores = np.where(items >= 0, -distances.astype(np.float32), -np.inf)
         return _mask_invalid(items, scores)
@@ -204,6 +268,9 @@ class HammingSearcher(Searcher):
 class TwoStageSearcher(Searcher):
     """Hamming top-C candidates, then an exact inner-product rerank of those C.
 
+    Two implementations answer the same: :class:`FusedSearcher` and :class:`NumpySearcher`;
+    :func:`two_stage_searcher` picks the one that serves a model best, once, at load.
+
     Parameters
     ----------
     model : ServingModel
@@ -211,7 +278,6 @@ class TwoStageSearcher(Searcher):
         C = k * oversample candidates per query, capped at ``max_candidates``.
     max_candidates : int
         Upper bound on C whatever k is.
-
     candidates : int, optional
         A fixed C for every k (evaluation uses this), instead of k * oversample.
     """
@@ -236,72 +302,18 @@ class TwoStageSearcher(Searcher):
         wanted = self.candidates if self.candidates is not None else k * self.oversample
         return max(k, min(wanted, self.max_candidates))
 
-    def search_user(
-        self,
-        row: int,
-        k: int,
-        exclude_seen: bool = True,
-        candidates: int | None = None,
-        exclude_items: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Known user ``row``'s top-k (valid item rows, scores), excluding its seen items if asked
-        and ``exclude_items`` (item rows) always.
-
-        One compiled call that reads the model's arrays itself: a single request pays none of
-        :meth:`search`'s per-step numpy work. None where that call cannot serve (faiss scans,
-        or the artifact's seen rows are not sorted); :meth:`search` answers the same then.
-        """
-        model = self.model
-        if model.user_words is None or not model.seen_sorted:
-            return None
-        n_candidates = self.n_candidates(k, candidates)
-        extra = None
-        if exclude_items is not None and len(exclude_items):
-            extra = np.unique(np.asarray(exclude_items, dtype=np.int64))
-        return two_stage_user_kernel(model, row, k, n_candidates, exclude_seen, extra)
-
-    def search_query(
-        self,
-        vector: np.ndarray,
-        code: np.ndarray,
-        k: int,
-        exclude: np.ndarray | None = None,
-        candidates: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """One query's top-k (valid item rows, scores) by its float32 ``vector`` and packed
-        ``code``, excluding the item rows ``exclude``.
-
-        :meth:`search` for a single query in one compiled call (a visitor's request); None where
-        faiss scans, and :meth:`search` answers the same then.
-        """
-        if self.model.scan_words is None:
-            return None
-        rows = _EMPTY if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
-        return two_stage_query_kernel(self.model, code, vector, k, self.n_candidates(k, candidates), rows)
-
-    def search(self, vectors, codes, k, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
-        """As :meth:`Searcher.search`; ``candidates`` overrides C for this call."""
-        n_candidates = self.n_candidates(k, candidates)
+    def _query(self, vectors: np.ndarray) -> np.ndarray:
+        """Query vectors as the rerank scores them: float32, times the int8 rows' scales."""
         query = vectors.astype(np.float32, copy=False)
-        if self.model.rerank_scale is not None:
-            query = query * self.model.rerank_scale
-        words = self.model.scan_words
-        if words is not None:  # one numba call for the whole query
-            ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
-            targets = self.model.kernel_rerank_items  # float16 as its bits: numba has no float16
-            items, scores = two_stage_kernel(
-                words,
-                codes,
-                np.ascontiguousarray(query),
-                targets,
-                k,
-                n_candidates,
-                ptr,
-                rows,
-                prefetch_bytes=self.model.scan_prefetch_bytes,
-            )
-            return SearchResult(items, scores)
-        cand, _ = hamming_candidates(self.model, codes, n_candidates, exclude)
+        return query * self.model.rerank_scale if self.model.rerank_scale is not None else query
+
+
+class NumpySearcher(TwoStageSearcher):
+    """The two stages in faiss (or the model's numba scan) and numpy: any index, any install."""
+
+    def search(self, vectors, codes, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
+        query = self._query(vectors)
+        cand, _ = hamming_candidates(self.model, codes, self.n_candidates(k, candidates), exclude)
         valid = cand >= 0
         all_valid = bool(valid.all())
         # float32, float16 or int8 rerank vectors (ServingModel.rerank_dtype); scored in float32.
@@ -313,3 +325,86 @@ class TwoStageSearcher(Searcher):
         positions, values = top_k(scores, k)
         items = cand[np.arange(len(cand))[:, None], positions]
         return _pad(_mask_invalid(items, values), k)
+
+
+class FusedSearcher(TwoStageSearcher):
+    """Each query in one compiled call (scan, exclusions, first C kept, rerank, top-k).
+
+    Needs a model whose scan is numba's (:meth:`serves`); its arrays are laid out for the kernels
+    once, here. A single request pays none of :class:`NumpySearcher`'s per-step numpy work.
+    """
+
+    @staticmethod
+    def serves(model: ServingModel) -> bool:
+        """True where the fused kernels can search ``model``: numba installed, a flat index."""
+        return model.scan_words is not None
+
+    def __init__(
+        self,
+        model: ServingModel,
+        oversample: int = 10,
+        max_candidates: int = 5000,
+        candidates: int | None = None,
+    ) -> None:
+        if not self.serves(model):
+            raise ValueError(f"model {model.version}: the fused searcher needs numba and a flat index")
+        super().__init__(model, oversample, max_candidates, candidates)
+        assert model.scan_words is not None
+        seen_indices = model.seen_indices
+        if not rows_sorted(model.seen_indptr, seen_indices):
+            # The kernel binary-searches each user's seen rows; the format promises them sorted,
+            # an artifact that breaks the promise is served from a sorted private copy.
+            seen_indices = np.array(seen_indices)
+            for user in range(model.n_users):
+                lo, hi = model.seen_indptr[user], model.seen_indptr[user + 1]
+                seen_indices[lo:hi].sort()
+        rerank = model.rerank_items
+        dim = model.item_embeddings.shape[1]
+        self.arrays = FusedArrays(
+            item_words=model.scan_words,
+            user_words=np.ascontiguousarray(model.user_codes, dtype=np.uint8).view(np.uint64),
+            user_vectors=model.user_embeddings,
+            # ones for float rerank rows: x * 1 is exact
+            query_scale=model.rerank_scale if model.rerank_scale is not None else np.ones(dim, np.float32),
+            seen_indptr=model.seen_indptr,
+            seen_indices=seen_indices,
+            rerank_rows=rerank.view(np.uint16) if rerank.dtype == np.float16 else rerank,
+            prefetch_bytes=model.scan_prefetch_bytes,
+        )
+
+    def search(self, vectors, codes, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
+        ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
+        items, scores = two_stage_kernel(
+            self.arrays.item_words,
+            codes,
+            np.ascontiguousarray(self._query(vectors)),
+            self.arrays.rerank_rows,
+            k,
+            self.n_candidates(k, candidates),
+            ptr,
+            rows,
+            prefetch_bytes=self.arrays.prefetch_bytes,
+        )
+        return SearchResult(items, scores)
+
+    def search_user(self, row, k, *, exclude_seen=True, exclude_items=None, candidates=None) -> Found:  # type: ignore[no-untyped-def]
+        extra = None
+        if exclude_items is not None and len(exclude_items):
+            extra = np.unique(np.asarray(exclude_items, dtype=np.int64))
+        n_candidates = self.n_candidates(k, candidates)
+        return two_stage_user_kernel(self.arrays, row, k, n_candidates, exclude_seen, extra)
+
+    def search_query(self, vector, code, k, *, exclude=None, candidates=None) -> Found:  # type: ignore[no-untyped-def]
+        rows = _EMPTY if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
+        return two_stage_query_kernel(self.arrays, code, vector, k, self.n_candidates(k, candidates), rows)
+
+
+def two_stage_searcher(
+    model: ServingModel, oversample: int = 10, max_candidates: int = 5000, candidates: int | None = None
+) -> TwoStageSearcher:
+    """The two-stage searcher that serves ``model`` best: fused where its scan is numba's, else numpy.
+
+    Parameters are those of :class:`TwoStageSearcher`.
+    """
+    kind = FusedSearcher if FusedSearcher.serves(model) else NumpySearcher
+    return kind(model, oversample, max_candidates, candidates)

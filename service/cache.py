@@ -11,6 +11,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
+from hashrec.service import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -128,6 +130,7 @@ class RedisCache(AnswerCache):
 
     def _failed(self, err: Exception) -> None:
         self.errors += 1
+        metrics.CACHE_ERRORS.inc()
         now = time.monotonic()
         self._down_until = now + self.retry_after_s
         if now - self._last_log >= 10.0:
@@ -160,33 +163,3 @@ class RedisCache(AnswerCache):
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-class TieredCache(AnswerCache):
-    """A small in-process tier in front of a shared cache: hot keys skip the network."""
-
-    name = "tiered"
-
-    def __init__(self, near: InProcessCache, far: AnswerCache) -> None:
-        super().__init__()
-        self.near, self.far = near, far
-
-    async def get(self, key: str) -> bytes | None:
-        value = await self.near.get(key)
-        if value is None:
-            value = await self.far.get(key)
-            if value is not None:
-                await self.near.set(key, value)
-        if value is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        self.errors = self.far.errors
-        return value
-
-    async def set(self, key: str, value: bytes) -> None:
-        await self.near.set(key, value)
-        await self.far.set(key, value)
-
-    async def close(self) -> None:
-        await self.far.close()

@@ -29,9 +29,6 @@ class Settings(BaseSettings):
     cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")
     redis_url: str | None = Field(None, description="Unset: the in-process cache only.")
     redis_timeout_s: float = Field(0.05, gt=0, description="Redis connect/read timeout.")
-    # Off by default: measured no gain on cache hits (benchmarks/results/cache_tier, 0.90x).
-    near_cache_size: int = Field(0, ge=0, description="In-process tier before Redis; 0: none.")
-    near_cache_ttl_s: float = Field(5.0, gt=0, description="TTL of the in-process tier before Redis.")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin; unset: disabled.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty: off.")
     shutdown_drain_s: float = Field(
@@ -53,10 +50,6 @@ class Settings(BaseSettings):
         "Zen 4 and later (measured: faster on Intel and AMD Zen 3, slower on AMD Zen 4).",
     )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
-    microbatch_window_ms: float = Field(
-        0.0, ge=0, le=50, description="Known-user searches wait this long to share one batch; 0: off."
-    )
-    microbatch_max: int = Field(64, ge=1, le=1024, description="Pending searches that start a batch at once.")
     direct_routes: bool = Field(
         True, description="POST /v1/recommend without FastAPI's routing layers (same answers); false: routed."
     )

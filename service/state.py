@@ -14,10 +14,9 @@ import numpy as np
 from hashrec.model_store import ModelStore, StoreError
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.recommender import Recommender
-from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.retrieval.search import two_stage_searcher
 from hashrec.service import metrics
-from hashrec.service.batcher import MicroBatcher
-from hashrec.service.cache import AnswerCache, InProcessCache, NoCache, RedisCache, TieredCache
+from hashrec.service.cache import AnswerCache, InProcessCache, NoCache, RedisCache
 from hashrec.service.coalesce import Coalescer
 from hashrec.service.settings import Settings
 
@@ -67,7 +66,6 @@ class ServiceState:
     draining: bool = False
     refused: dict[str, str] = field(default_factory=dict)
     coalescer: Coalescer[tuple[bytes, bool]] = field(default_factory=Coalescer)
-    batcher: MicroBatcher | None = None
     store: ModelStore = field(init=False)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -83,7 +81,7 @@ class ServiceState:
             rerank_dtype=self.settings.rerank_dtype,
             scan_prefetch_bytes=self.settings.scan_prefetch_bytes,
         )
-        searcher = TwoStageSearcher(model, self.settings.oversample, self.settings.max_candidates)
+        searcher = two_stage_searcher(model, self.settings.oversample, self.settings.max_candidates)
         recommender = Recommender(model, searcher)
         smoke_test(recommender)
         return Loaded(model, recommender)
@@ -141,21 +139,14 @@ class ServiceState:
 
 
 def make_cache(settings: Settings) -> AnswerCache:
-    """The cache the settings ask for: none, in-process, or Redis with an in-process tier."""
+    """The cache the settings ask for: none, in-process, or Redis."""
     if not settings.cache_enabled:
         return NoCache()
     if settings.redis_url is None:
         return InProcessCache(settings.cache_size, settings.cache_ttl_s)
-    redis_cache = RedisCache(settings.redis_url, settings.cache_ttl_s, settings.redis_timeout_s)
-    if settings.near_cache_size == 0:
-        return redis_cache
-    near = InProcessCache(settings.near_cache_size, min(settings.near_cache_ttl_s, settings.cache_ttl_s))
-    return TieredCache(near, redis_cache)
+    return RedisCache(settings.redis_url, settings.cache_ttl_s, settings.redis_timeout_s)
 
 
 def make_state(settings: Settings) -> ServiceState:
     faiss.omp_set_num_threads(settings.faiss_threads)
-    batcher = None
-    if settings.microbatch_window_ms > 0:
-        batcher = MicroBatcher(settings.microbatch_window_ms / 1000, settings.microbatch_max)
-    return ServiceState(settings=settings, cache=make_cache(settings), batcher=batcher)
+    return ServiceState(settings=settings, cache=make_cache(settings))

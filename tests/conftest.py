@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hashrec.indexer.codes import SignQuantizer
 from hashrec.indexer.pipeline import seen_csr
+from hashrec.indexer.quantizers import SignQuantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel, build_binary_index
 from hashrec.retrieval.schema import ITEM_INDEX_FILE

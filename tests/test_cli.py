@@ -169,7 +169,7 @@ def test_smaller_rerank_vectors_are_published_and_mmapped_by_the_service(tmp_pat
     import numpy as np
     from hashrec.model_store import ModelStore
     from hashrec.retrieval.model import ServingModel
-    from hashrec.retrieval.search import TwoStageSearcher
+    from hashrec.retrieval.search import two_stage_searcher
 
     data, _, _ = indexed
     store = tmp_path / "store"
@@ -187,8 +187,8 @@ def test_smaller_rerank_vectors_are_published_and_mmapped_by_the_service(tmp_pat
         dequantized = small.rerank_items.astype(np.float32) * small.rerank_scale
         assert np.all(np.abs(dequantized - f32.item_embeddings) <= small.rerank_scale / 2 + 1e-6)
     users = np.arange(f32.n_users)
-    a = TwoStageSearcher(f32, candidates=50).search_users(users, 10).items
-    b = TwoStageSearcher(small, candidates=50).search_users(users, 10).items
+    a = two_stage_searcher(f32, candidates=50).search_users(users, 10).items
+    b = two_stage_searcher(small, candidates=50).search_users(users, 10).items
     assert np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b, strict=True)]) >= 0.95
 
 

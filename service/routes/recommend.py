@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
-from hashrec.retrieval.recommender import Pairs
 from hashrec.service import metrics
 from hashrec.service.routes.deps import json_body, json_body_schema, serving
 from hashrec.service.schemas import (
@@ -90,33 +89,29 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
     try:
         user_row = loaded.model.user_index.get(body.user_id) if body.user_id is not None else None
         if user_row is not None:
-            return recommender.for_user(user_row, body.k, body.exclude_seen, body.candidates, exclude), False
+            return recommender.for_user(
+                user_row,
+                body.k,
+                exclude_seen=body.exclude_seen,
+                exclude_items=exclude,
+                candidates=body.candidates,
+            ), False
         if body.history:
             rows = _item_rows(loaded, body.history, "history", body.strict)
             if len(rows):
                 return recommender.for_history(
-                    rows, body.k, body.exclude_seen, exclude, body.candidates
+                    rows,
+                    body.k,
+                    exclude_seen=body.exclude_seen,
+                    exclude_items=exclude,
+                    candidates=body.candidates,
                 ), False
         if body.strict:
             who = f"user_id {body.user_id!r}" if body.user_id is not None else "an empty history"
             raise HTTPException(404, f"{who} is not known to model {loaded.version}")
-        return recommender.popular(body.k, exclude), True
+        return recommender.popular(body.k, exclude=exclude), True
     finally:
         metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
-
-
-async def _batched(state: ServiceState, loaded: Loaded, body: RecommendRequest) -> tuple[Pairs, bool] | None:
-    """The answer through the micro-batcher when it is on and the query can share a batch."""
-    batcher = state.batcher
-    if batcher is None or body.exclude_items or body.user_id is None:
-        return None
-    row = loaded.model.user_index.get(body.user_id)
-    if row is None:
-        return None
-    started = time.perf_counter()
-    pairs = await batcher.for_user(loaded.recommender, row, body.k, body.exclude_seen, body.candidates)
-    metrics.STAGE_SEARCH.observe(time.perf_counter() - started)  # the wait for the batch included
-    return pairs, False
 
 
 @_query_route("/recommend", RecommendResponse, RecommendRequest)
@@ -140,7 +135,7 @@ async def recommend(request: Request) -> Response:
             metrics.CACHE_HIT.inc()
             return cached_value, True
         metrics.CACHE_MISS.inc()
-        pairs, fallback = await _batched(state, loaded, body) or _answer(loaded, body)
+        pairs, fallback = _answer(loaded, body)
         # The cached value is the answer's JSON tail; a hit splices it in without decoding it.
         value = orjson.dumps({"fallback": fallback, "items": [{"item_id": i, "score": s} for i, s in pairs]})
         await state.cache.set(key, value)
@@ -170,7 +165,11 @@ async def recommend_batch(request: Request) -> BatchResponse:
     answers: dict[str, list[tuple[str, float]]] = {}
     if known:
         rows = all_rows[all_rows >= 0]
-        answers = dict(zip(known, loaded.recommender.for_users(rows, body.k, body.exclude_seen), strict=True))
+        answers = dict(
+            zip(
+                known, loaded.recommender.for_users(rows, body.k, exclude_seen=body.exclude_seen), strict=True
+            )
+        )
     popular = loaded.recommender.popular(body.k) if len(known) < len(body.user_ids) else []
     metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
     results = [
@@ -194,5 +193,5 @@ async def similar_items(request: Request) -> SimilarResponse:
     row = loaded.model.item_index.get(body.item_id)
     if row is None:
         raise HTTPException(404, f"item_id {body.item_id!r} is not known to model {loaded.version}")
-    pairs = loaded.recommender.similar(row, body.k, body.candidates)
+    pairs = loaded.recommender.similar(row, body.k, candidates=body.candidates)
     return SimilarResponse(item_id=body.item_id, model_version=loaded.version, items=_items(pairs))

@@ -32,7 +32,7 @@ from hashrec.indexer.pipeline import IndexConfig, build_index
 from hashrec.indexer.ranking_metrics import exact_recall
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.retrieval.search import two_stage_searcher
 from typer.testing import CliRunner
 
 from hashrec.cli import app
@@ -300,7 +300,7 @@ def test_compressed_model_publishes_reloads_and_serves(data, tmp_path):
     assert table["method"] == "graphhash" and table["parameters"] < table["full_parameters"]
     model = ServingModel.from_artifact(artifact)
     assert model.n_users == data.n_users and model.n_items == data.n_items
-    found = TwoStageSearcher(model).search_users(np.arange(5), 10)
+    found = two_stage_searcher(model).search_users(np.arange(5), 10)
     assert found.items.shape == (5, 10) and (found.items >= 0).all()
 
 

@@ -13,7 +13,7 @@ import torch
 from hashrec.indexer.data import generate_interactions
 from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 from hashrec.indexer.encoders.models import make_encoder
-from hashrec.indexer.learned_codes import LearnedQuantizer
+from hashrec.indexer.quantizers.learned import LearnedQuantizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hashrec.indexer.estimators import (
+from hashrec.indexer.quantizers.estimators import (
     annealed_sign,
     gste,
     hashgnn_guided,

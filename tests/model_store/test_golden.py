@@ -16,7 +16,7 @@ import pytest
 from hashrec.model_store import FORMAT_VERSION, ModelStore
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.schema import ITEM_INDEX_FILE, RECOMMENDER_ARRAYS, check_recommender
-from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.retrieval.search import two_stage_searcher
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 EXPECTED = json.loads((GOLDEN / "expected_top5.json").read_text())
@@ -50,7 +50,7 @@ def test_today_loader_opens_and_verifies_the_golden_version(golden: ModelStore) 
 def test_golden_version_serves_the_expected_top5(golden: ModelStore) -> None:
     model = ServingModel.from_artifact(golden.open())
     row = model.user_index[EXPECTED["user_id"]]
-    result = TwoStageSearcher(model, candidates=EXPECTED["candidates"]).search_users(
+    result = two_stage_searcher(model, candidates=EXPECTED["candidates"]).search_users(
         np.array([row]), EXPECTED["k"]
     )
     assert [str(model.item_ids[i]) for i in result.items[0]] == EXPECTED["items"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hashrec.indexer.build import IndexConfig, build_index
 from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.pipeline import IndexConfig, build_index
 from hashrec.model_store import ModelStore
 
 from tests.service.redis_server import redis_url
@@ -36,4 +36,4 @@ def cache_settings(request) -> dict[str, object]:
     """Settings overrides for each cache backend; the same tests run against both."""
     if request.param == "memory":
         return {"redis_url": None}
-    return {"redis_url": request.getfixturevalue("redis_cache_url"), "near_cache_size": 0}
+    return {"redis_url": request.getfixturevalue("redis_cache_url")}

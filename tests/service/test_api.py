@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.retrieval.search import two_stage_searcher
 from hashrec.service.app import create_app
 from hashrec.service.settings import Settings
 
@@ -30,7 +30,7 @@ def test_recommend_answers_from_the_searcher(client, store):
     body = response.json()
     assert body["user_id"] == "u7" and body["model_version"] == store.current()
     model = ServingModel.from_artifact(store.open())
-    expected = TwoStageSearcher(model).search_users(np.array([7]), 5)
+    expected = two_stage_searcher(model).search_users(np.array([7]), 5)
     assert [item["item_id"] for item in body["items"]] == model.item_ids[expected.items[0]].tolist()
     assert np.allclose([item["score"] for item in body["items"]], expected.scores[0], rtol=1e-5)
     seen = set(model.item_ids[model.seen(7)].tolist())

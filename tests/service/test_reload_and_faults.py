@@ -9,11 +9,11 @@ import time
 import httpx
 import numpy as np
 import pytest
-from hashrec.indexer.build import IndexConfig, build_index
+from hashrec.indexer.pipeline import IndexConfig, build_index
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.recommender import Recommender
-from hashrec.retrieval.search import TwoStageSearcher
+from hashrec.retrieval.search import two_stage_searcher
 from hashrec.service.app import create_app
 from hashrec.service.coalesce import Coalescer
 from hashrec.service.settings import Settings
@@ -130,7 +130,6 @@ async def test_redis_outage_answers_uncached_then_caching_resumes(trained, tmp_p
         store=store.root,
         poll_interval_s=0,
         redis_url=f"redis://127.0.0.1:{port}/0",
-        near_cache_size=0,
         redis_timeout_s=0.05,
     )
     app = create_app(settings)
@@ -217,10 +216,10 @@ def test_the_smoke_query_runs_both_search_paths_and_refuses_nan(monkeypatch):
             name,
             lambda self, *a, _f=original, _n=name, **kw: called.append(_n) or _f(self, *a, **kw),
         )
-    smoke_test(Recommender(model, TwoStageSearcher(model)))
+    smoke_test(Recommender(model, two_stage_searcher(model)))
     assert sorted(called) == ["for_user", "for_users"]
     broken = dict(arrays, user_embeddings=arrays["user_embeddings"].copy())
     broken["user_embeddings"][0] = np.nan
     bad = ServingModel.from_arrays("bad", broken)
     with pytest.raises(ReloadRefused, match="smoke"):
-        smoke_test(Recommender(bad, TwoStageSearcher(bad)))
+        smoke_test(Recommender(bad, two_stage_searcher(bad)))

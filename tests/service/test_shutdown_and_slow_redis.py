@@ -80,7 +80,6 @@ async def test_slow_redis_times_out_fast_and_answers_uncached(trained, tmp_path)
         store=store.root,
         poll_interval_s=0,
         redis_url=f"redis://127.0.0.1:{port}/0",
-        near_cache_size=0,
         redis_timeout_s=0.05,
     )
     app = create_app(settings)

@@ -1,21 +1,29 @@
-"""Searchers: one shared contract, and the fast path checked against the exact one."""
+"""Searchers: one shared contract run over every implementation, and the fast paths checked
+against the exact one (the fused and numpy searchers against each other in test_speed_paths)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.search import (
     ExactSearcher,
+    FusedSearcher,
     HammingSearcher,
-    TwoStageSearcher,
+    NumpySearcher,
     hamming_candidates,
-    top_k,
+    two_stage_searcher,
 )
+from hashrec.retrieval.topk import top_k
 
 SEARCHERS = {
     "exact": ExactSearcher,
     "hamming": HammingSearcher,
-    "two-stage": lambda model: TwoStageSearcher(model, oversample=10),
+    "fused": lambda model: FusedSearcher(model, oversample=10),
+    # faiss scanning: the numpy searcher is what such a model gets
+    "numpy": lambda model: NumpySearcher(
+        ServingModel.from_arrays("faiss", model.arrays, hamming_kernel="faiss"), oversample=10
+    ),
 }
 
 
@@ -56,6 +64,58 @@ class TestSearcherContract:
         assert (result.items[0, n_valid:] == -1).all()
         assert np.isneginf(result.scores[0, n_valid:]).all()
 
+    def test_search_users_is_search_with_each_users_seen_rows(self, searcher):
+        model = searcher.model
+        users = np.arange(9)
+        by_row = searcher.search_users(users, 15)
+        by_vector = searcher.search(
+            np.asarray(model.user_embeddings[users], np.float32),
+            np.asarray(model.user_codes[users]),
+            15,
+            exclude=[model.seen(int(u)) for u in users],
+        )
+        assert np.array_equal(by_row.items, by_vector.items)
+        assert np.array_equal(by_row.scores, by_vector.scores)
+
+    def test_search_user_is_the_valid_part_of_search_users(self, searcher):
+        model = searcher.model
+        extra = np.array([5, 5, 1, 40])
+        for user in range(12):
+            for exclude_seen in (True, False):
+                batched = searcher.search_users(
+                    np.array([user]), 20, exclude_seen=exclude_seen, exclude_items=extra
+                )
+                rows, scores = searcher.search_user(user, 20, exclude_seen=exclude_seen, exclude_items=extra)
+                valid = batched.items[0] >= 0
+                assert rows.dtype == np.int64 and scores.dtype == np.float32
+                assert np.array_equal(rows, batched.items[0][valid])
+                np.testing.assert_allclose(scores, batched.scores[0][valid], rtol=1e-6)
+        assert len(searcher.search_user(0, model.n_items, exclude_items=np.arange(model.n_items))[0]) == 0
+
+    def test_search_query_is_the_valid_part_of_search(self, searcher):
+        model = searcher.model
+        rng = np.random.default_rng(3)
+        vectors = rng.standard_normal((6, model.item_embeddings.shape[1])).astype(np.float32)
+        codes = np.asarray(model.user_codes[:6])
+        for i in range(6):
+            exclude = rng.integers(0, model.n_items, 30) if i % 2 else None
+            expected = searcher.search(
+                vectors[[i]], codes[[i]], 20, exclude=None if exclude is None else [np.unique(exclude)]
+            )
+            rows, scores = searcher.search_query(vectors[i], codes[i], 20, exclude=exclude)
+            valid = expected.items[0] >= 0
+            assert np.array_equal(rows, expected.items[0][valid])
+            np.testing.assert_allclose(scores, expected.scores[0][valid], rtol=1e-6)
+
+
+def test_two_stage_searcher_chooses_its_implementation_once(model):
+    """A numba scan gets the fused searcher; a faiss scan (or an IVF index) the numpy one."""
+    faiss_scan = ServingModel.from_arrays("faiss", model.arrays, hamming_kernel="faiss")
+    assert type(two_stage_searcher(model)) is FusedSearcher
+    assert type(two_stage_searcher(faiss_scan)) is NumpySearcher
+    with pytest.raises(ValueError, match="fused searcher needs numba and a flat index"):
+        FusedSearcher(faiss_scan)
+
 
 def test_top_k_matches_full_sort():
     rng = np.random.default_rng(1)
@@ -89,7 +149,7 @@ def test_seen_items_do_not_eat_the_candidate_budget(model):
 def test_two_stage_with_every_item_as_candidate_equals_exact(model):
     users = np.arange(model.n_users)
     exact = ExactSearcher(model).search_users(users, 20)
-    full = TwoStageSearcher(model, candidates=model.n_items, max_candidates=model.n_items)
+    full = two_stage_searcher(model, candidates=model.n_items, max_candidates=model.n_items)
     two_stage = full.search_users(users, 20)
     assert np.array_equal(exact.items, two_stage.items)
     assert np.allclose(exact.scores, two_stage.scores, rtol=1e-5)
@@ -99,7 +159,7 @@ def test_two_stage_recall_floor_against_exact(model):
     """Congruence: Hamming top-200 + rerank keeps most of the exact top-20 on planted data."""
     users = np.arange(model.n_users)
     exact = ExactSearcher(model).search_users(users, 20).items
-    served = TwoStageSearcher(model, candidates=200).search_users(users, 20).items
+    served = two_stage_searcher(model, candidates=200).search_users(users, 20).items
     overlap = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(exact, served, strict=True)])
     hamming = HammingSearcher(model).search_users(users, 20).items
     hamming_overlap = np.mean([len(set(a) & set(b)) / 20 for a, b in zip(exact, hamming, strict=True)])
@@ -108,7 +168,7 @@ def test_two_stage_recall_floor_against_exact(model):
 
 
 def test_candidate_count_bounds(model):
-    searcher = TwoStageSearcher(model, oversample=10, max_candidates=150)
+    searcher = two_stage_searcher(model, oversample=10, max_candidates=150)
     assert searcher.n_candidates(5) == 50
     assert searcher.n_candidates(100) == 150
     assert searcher.n_candidates(300) == 300  # never fewer than k

@@ -2,14 +2,14 @@
 
 Sign codes from a random projection rank items by angle; what serving needs is that each user's
 Hamming top-C holds the model's own top-k. This quantizer keeps the serving rule of
-:class:`indexer.codes.SignQuantizer` (MIPS augmentation, then ``sign(x @ W)``, so the service
+:class:`indexer.quantizers.posthoc.SignQuantizer` (MIPS augmentation, then ``sign(x @ W)``, so the service
 encodes new queries unchanged) but learns ``W`` instead of drawing it: a BPR loss on relaxed codes
 ``tanh(beta * x @ W)`` pushes each user's teacher top-k items (the encoder's own exact ranking,
 training items excluded) above random items, with beta raised over training so the relaxation
 approaches the sign (as HashNet and CIGAR do), and a straight-through sign in the last epochs
 (HashGNN). The random projection is the starting point, so training can only refine it.
 
-The same trainer runs the published estimators (``estimator``, see :mod:`indexer.estimators`):
+The same trainer runs the published estimators (``estimator``, see :mod:`indexer.quantizers.estimators`):
 HashGNN's stochastic guidance with a BCE term and its own positives (the training interactions,
 ``positives="train"``), and HQ-GNN's Hessian-aware generalized straight-through estimator. The
 hash layer has no bias: the service encodes queries as ``sign(augment(x) @ W)``.
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from hashrec.indexer.codes import mips_augment, pack_signs, random_projection
+from hashrec.indexer.quantizers.base import Quantizer, check_bits, random_projection
+from hashrec.retrieval.query_codes import Transform, mips_augment, pack_signs
 from hashrec.retrieval.topk import top_k
 
 ESTIMATORS = ("anneal", "hashgnn", "gste")
@@ -53,7 +54,7 @@ def teacher_top_k(
 
 
 @dataclass
-class LearnedQuantizer:
+class LearnedQuantizer(Quantizer):
     """Sign codes with a projection trained to keep the teacher's top-k in the Hamming top-C.
 
     Parameters
@@ -68,7 +69,7 @@ class LearnedQuantizer:
     ste_epochs : int
         ``anneal`` only: final epochs that use the sign with a straight-through gradient.
     estimator : {"anneal", "hashgnn", "gste"}
-        How codes are relaxed in training (:mod:`indexer.estimators`).
+        How codes are relaxed in training (:mod:`indexer.quantizers.estimators`).
     positives : {"teacher", "train", "both"}
         The encoder's own top-``teacher_k`` (distillation), the training interactions, or both.
     negatives : int
@@ -94,13 +95,12 @@ class LearnedQuantizer:
     bce_weight: float = 0.0
     name: str = "learned"
     device: str = "cpu"
-    transform: str = field(default="mips", init=False)
+    transform: Transform = field(default="mips", init=False)
     projection: np.ndarray = field(init=False, repr=False)
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.bits % 8 or self.bits <= 0:
-            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        check_bits(self.bits)
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if self.positives not in POSITIVES:
@@ -135,7 +135,7 @@ class LearnedQuantizer:
     ) -> np.ndarray:
         import torch
         from hashrec.indexer.encoders.bpr import resolve_device
-        from hashrec.indexer.estimators import hutchinson_delta
+        from hashrec.indexer.quantizers.estimators import hutchinson_delta
 
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -181,7 +181,7 @@ class LearnedQuantizer:
 
     def _code(self, x, epoch: int, delta: float, generator):  # type: ignore[no-untyped-def]
         """The estimator's relaxed codes of pre-activations ``x`` in this epoch."""
-        from hashrec.indexer.estimators import annealed_sign, gste, hashgnn_guided
+        from hashrec.indexer.quantizers.estimators import annealed_sign, gste, hashgnn_guided
 
         if self.estimator == "hashgnn":
             flat = x.reshape(-1, x.shape[-1])

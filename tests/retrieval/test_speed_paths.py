@@ -31,10 +31,12 @@ from hashrec.retrieval.recommender import Recommender
 from hashrec.retrieval.schema import ITEM_INDEX_FILE
 from hashrec.retrieval.search import (
     ExactSearcher,
+    FusedSearcher,
+    NumpySearcher,
     SearchResult,
-    TwoStageSearcher,
     _sorted_exclusions,
     hamming_candidates,
+    two_stage_searcher,
 )
 
 from tests.conftest import planted_arrays
@@ -162,7 +164,7 @@ def test_served_answers_do_not_depend_on_the_prefetch(kernel_and_faiss):
         model = ServingModel.from_arrays(
             "p", arrays, hamming_kernel="numba", scan_prefetch_bytes=prefetch_bytes
         )
-        searcher = TwoStageSearcher(model, candidates=100)
+        searcher = two_stage_searcher(model, candidates=100)
         batched = searcher.search_users(np.arange(30), 20)
         single = [searcher.search_user(u, 20) for u in range(30)]
         answers.append((batched.items, batched.scores, single))
@@ -200,8 +202,8 @@ def test_served_answers_do_not_depend_on_the_scan(kernel_and_faiss):
     (the kernel sums the inner product in its own order)."""
     fast, plain = kernel_and_faiss
     users = np.arange(fast.n_users)
-    a = TwoStageSearcher(fast, candidates=100).search_users(users, 20)
-    b = TwoStageSearcher(plain, candidates=100).search_users(users, 20)
+    a = two_stage_searcher(fast, candidates=100).search_users(users, 20)
+    b = two_stage_searcher(plain, candidates=100).search_users(users, 20)
     assert_same_ranking(a, b)
 
 
@@ -222,11 +224,11 @@ def test_the_fused_search_equals_the_numpy_path(kernel_and_faiss, rerank_dtype, 
     vectors = np.asarray(fused.user_embeddings[users], dtype=np.float32)
     codes = np.asarray(fused.user_codes[users])
     for rows in (users, users[2:3], users[3:4]):  # a batch and single queries
-        a = TwoStageSearcher(fused).search(
-            vectors[rows], codes[rows], k, [exclude[r] for r in rows], candidates
+        a = two_stage_searcher(fused).search(
+            vectors[rows], codes[rows], k, exclude=[exclude[r] for r in rows], candidates=candidates
         )
-        b = TwoStageSearcher(numpy_path).search(
-            vectors[rows], codes[rows], k, [exclude[r] for r in rows], candidates
+        b = two_stage_searcher(numpy_path).search(
+            vectors[rows], codes[rows], k, exclude=[exclude[r] for r in rows], candidates=candidates
         )
         assert_same_ranking(a, b)
     assert (a.items == -1).all() and np.isneginf(a.scores).all()
@@ -270,14 +272,15 @@ def test_the_single_user_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_d
     )
     fast = ServingModel.from_arrays("fast", arrays, hamming_kernel="numba", rerank_dtype=rerank_dtype)
     plain = ServingModel.from_arrays("plain", arrays, hamming_kernel="faiss", rerank_dtype=rerank_dtype)
-    assert fast.seen_sorted
+    assert rows_sorted(fast.seen_indptr, fast.seen_indices)
     rng = np.random.default_rng(k)
     for user, exclude_seen in itertools.product(range(30), (True, False)):
         extra = rng.integers(0, n_items, 60) if user % 3 else None
         if extra is not None:
             extra[:3] = plain.seen(user)[:3] if len(plain.seen(user)) >= 3 else extra[:3]
-        found = TwoStageSearcher(fast).search_user(user, k, exclude_seen, candidates, extra)
-        assert found is not None
+        found = two_stage_searcher(fast).search_user(
+            user, k, exclude_seen=exclude_seen, exclude_items=extra, candidates=candidates
+        )
         rows, scores = found
         padded = SearchResult(
             np.concatenate([rows, np.full(k - len(rows), -1)])[None],
@@ -286,12 +289,12 @@ def test_the_single_user_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_d
         excluded = [plain.seen(user)] if exclude_seen else []
         excluded += [extra] if extra is not None else []
         exclude = [np.concatenate(excluded)] if excluded else None
-        expected = TwoStageSearcher(plain).search(
-            plain.user_embeddings[[user]], plain.user_codes[[user]], k, exclude, candidates
+        expected = two_stage_searcher(plain).search(
+            plain.user_embeddings[[user]], plain.user_codes[[user]], k, exclude=exclude, candidates=candidates
         )
         assert len(rows) == (expected.items[0] >= 0).sum()
         assert_same_ranking(padded, expected)
-    assert len(TwoStageSearcher(fast).search_user(0, k)[0]) == 0  # type: ignore[index]
+    assert len(two_stage_searcher(fast).search_user(0, k)[0]) == 0
 
 
 @pytest.mark.parametrize("rerank_dtype", ["float32", "float16", "int8"])
@@ -307,32 +310,39 @@ def test_the_single_query_kernel_equals_the_numpy_path(kernel_and_faiss, rerank_
     codes = plain.user_codes[rng.integers(0, plain.user_codes.shape[0], 12)]
     for i in range(12):
         exclude = [None, rng.integers(0, fast.n_items, 80), np.arange(fast.n_items)[::-1]][i % 3]
-        found = TwoStageSearcher(fast).search_query(vectors[i], codes[i], k, exclude, candidates)
-        assert found is not None
+        found = two_stage_searcher(fast).search_query(
+            vectors[i], codes[i], k, exclude=exclude, candidates=candidates
+        )
         rows, scores = found
         padded = SearchResult(
             np.concatenate([rows, np.full(k - len(rows), -1)])[None],
             np.concatenate([scores, np.full(k - len(rows), -np.inf, np.float32)])[None],
         )
-        expected = TwoStageSearcher(plain).search(
-            vectors[[i]], codes[[i]], k, None if exclude is None else [exclude], candidates
+        expected = two_stage_searcher(plain).search(
+            vectors[[i]], codes[[i]], k, exclude=None if exclude is None else [exclude], candidates=candidates
         )
         assert len(rows) == (expected.items[0] >= 0).sum()
         assert_same_ranking(padded, expected)
-    assert TwoStageSearcher(plain).search_query(vectors[0], codes[0], k) is None
+        # the numpy searcher's own single-query answer is its batched one
+        numpy_rows, numpy_scores = two_stage_searcher(plain).search_query(
+            vectors[i], codes[i], k, exclude=exclude, candidates=candidates
+        )
+        valid = expected.items[0] >= 0
+        assert np.array_equal(numpy_rows, expected.items[0][valid])
+        assert np.array_equal(numpy_scores, expected.scores[0][valid])
 
 
 def test_for_history_answers_the_same_through_the_kernel_and_faiss(model, arrays):
     """A visitor's answer through the single-query call equals the batched faiss + numpy one."""
     plain = ServingModel.from_arrays("faiss", arrays, hamming_kernel="faiss")
-    fast_recommender = Recommender(model, TwoStageSearcher(model))
-    plain_recommender = Recommender(plain, TwoStageSearcher(plain))
+    fast_recommender = Recommender(model, two_stage_searcher(model))
+    plain_recommender = Recommender(plain, two_stage_searcher(plain))
     rng = np.random.default_rng(5)
     for visitor, exclude_seen in itertools.product(range(10), (True, False)):
         history = rng.integers(0, model.n_items, 1 + visitor)
         extra = np.array([visitor, 7, 7]) if visitor % 2 else None
-        fast = fast_recommender.for_history(history, 10, exclude_seen, extra)
-        slow = plain_recommender.for_history(history, 10, exclude_seen, extra)
+        fast = fast_recommender.for_history(history, 10, exclude_seen=exclude_seen, exclude_items=extra)
+        slow = plain_recommender.for_history(history, 10, exclude_seen=exclude_seen, exclude_items=extra)
         assert [i for i, _ in fast] == [i for i, _ in slow]
         np.testing.assert_allclose([s for _, s in fast], [s for _, s in slow], rtol=1e-6)
         if exclude_seen:
@@ -342,29 +352,33 @@ def test_for_history_answers_the_same_through_the_kernel_and_faiss(model, arrays
 def test_the_single_user_kernel_does_not_depend_on_the_chunk(kernel_and_faiss):
     fast = kernel_and_faiss[0]
     for user in range(20):
-        one = two_stage_user_kernel(fast, user, 20, 150, True)
-        many = two_stage_user_kernel(fast, user, 20, 150, True, chunk=300)
+        one = two_stage_user_kernel(FusedSearcher(fast).arrays, user, 20, 150, True)
+        many = two_stage_user_kernel(FusedSearcher(fast).arrays, user, 20, 150, True, chunk=300)
         assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
 
 
 def test_for_user_answers_what_for_users_does(model, arrays):
-    """The route's single-user call, through the kernel and (seen rows unsorted, or faiss
-    scanning) through the batched search: the same pairs."""
+    """The route's single-user call, through the kernel (also with seen rows unsorted, served
+    from a sorted copy) and, faiss scanning, through the numpy searcher: the pairs of the batched
+    search."""
     unsorted = with_seen(arrays, {3: model.seen(3)[::-1].copy()})
     models = [
         model,
         ServingModel.from_arrays("unsorted", unsorted),
         ServingModel.from_arrays("faiss", arrays, hamming_kernel="faiss"),
     ]
-    assert model.seen_sorted and len(model.seen(3)) > 1 and not models[1].seen_sorted
+    assert rows_sorted(model.seen_indptr, model.seen_indices) and len(model.seen(3)) > 1
+    assert not rows_sorted(models[1].seen_indptr, models[1].seen_indices)
     for served in models:
-        recommender = Recommender(served, TwoStageSearcher(served))
-        fast_path = recommender.searcher.search_user(0, 10) is not None
-        assert fast_path == (served is model)
+        recommender = Recommender(served, two_stage_searcher(served))
+        fused = isinstance(recommender.searcher, FusedSearcher)
+        assert fused == (served is not models[2]) and fused != isinstance(recommender.searcher, NumpySearcher)
         for user, exclude_seen in itertools.product(range(20), (True, False)):
             extra = np.array([user, 7, 7, 3 * user + 1]) if user % 2 else None
-            single = recommender.for_user(user, 10, exclude_seen, None, extra)
-            batched = recommender.for_users(np.array([user]), 10, exclude_seen, extra)[0]
+            single = recommender.for_user(user, 10, exclude_seen=exclude_seen, exclude_items=extra)
+            batched = recommender.for_users(
+                np.array([user]), 10, exclude_seen=exclude_seen, exclude_items=extra
+            )[0]
             assert [i for i, _ in single] == [i for i, _ in batched]
             np.testing.assert_allclose([s for _, s in single], [s for _, s in batched], rtol=1e-6)
 
@@ -414,7 +428,7 @@ def test_vectorized_exclusion_equals_the_row_loop(kernel_and_faiss, n_candidates
 
 def test_batched_answers_equal_unbatched(kernel_and_faiss):
     fast, _ = kernel_and_faiss
-    searcher = TwoStageSearcher(fast, oversample=10)
+    searcher = two_stage_searcher(fast, oversample=10)
     users = np.arange(64)
     batched = searcher.search_users(users, 20)
     for row, user in enumerate(users):
@@ -434,8 +448,8 @@ def test_float16_rerank_keeps_the_float32_ranking():
     f16 = ServingModel.from_arrays("f16", arrays, rerank_dtype="float16")
     assert f16.rerank_items.dtype == np.float16 and f32.rerank_items.dtype == np.float32
     users = np.arange(f32.n_users)
-    a = TwoStageSearcher(f32, candidates=200).search_users(users, 20)
-    b = TwoStageSearcher(f16, candidates=200).search_users(users, 20)
+    a = two_stage_searcher(f32, candidates=200).search_users(users, 20)
+    b = two_stage_searcher(f16, candidates=200).search_users(users, 20)
     assert overlap(a.items, b.items) >= 0.99
     assert np.allclose(a.scores, b.scores, rtol=2e-2, atol=2e-2)
     seen_free = [not set(b.items[u]) & set(f16.seen(u).tolist()) for u in users]
@@ -449,8 +463,8 @@ def test_int8_rerank_keeps_the_float32_ranking():
     i8 = ServingModel.from_arrays("i8", arrays, rerank_dtype="int8")
     assert i8.rerank_items.dtype == np.int8 and i8.rerank_scale is not None
     users = np.arange(f32.n_users)
-    a = TwoStageSearcher(f32, candidates=200).search_users(users, 20)
-    b = TwoStageSearcher(i8, candidates=200).search_users(users, 20)
+    a = two_stage_searcher(f32, candidates=200).search_users(users, 20)
+    b = two_stage_searcher(i8, candidates=200).search_users(users, 20)
     assert overlap(a.items, b.items) >= 0.98
     assert np.allclose(a.scores, b.scores, rtol=3e-2, atol=3e-2)
 
@@ -504,14 +518,14 @@ def test_an_ivf_artifact_loads_and_serves(tmp_path, ivf_arrays):
     assert model.index_kind == "ivf" and model.binary_index.nprobe == 32
     users = np.arange(100)
     exact = ExactSearcher(model).search_users(users, 20).items
-    served = TwoStageSearcher(model, candidates=200).search_users(users, 20).items
+    served = two_stage_searcher(model, candidates=200).search_users(users, 20).items
     flat = ServingModel.from_arrays("flat", ivf_arrays)
-    served_flat = TwoStageSearcher(flat, candidates=200).search_users(users, 20).items
+    served_flat = two_stage_searcher(flat, candidates=200).search_users(users, 20).items
     assert overlap(exact, served) >= overlap(exact, served_flat) - 0.02
 
 
 def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
-    from hashrec.indexer.build import IndexConfig, item_index
+    from hashrec.indexer.pipeline import IndexConfig, item_index
 
     flat, info = item_index(ivf_arrays, IndexConfig())  # 30k items: below the IVF threshold
     assert info == {"kind": "flat"} and isinstance(flat, faiss.IndexBinaryFlat)

@@ -1,48 +1,16 @@
-"""Post-hoc binary codes: sign of (optionally transformed, projected) embeddings, packed to uint8."""
+"""Post-hoc quantizers (nothing trained): sign of seeded random projections, and ITQ."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
-from hashrec.retrieval.query_codes import TRANSFORMS, mips_augment, pack_signs
-
-
-class Quantizer(Protocol):
-    """Turns user and item vectors into packed binary codes.
-
-    After :meth:`encode`, ``projection`` and ``transform`` let the service encode a new query
-    vector the same way: ``sign(augment(x) @ projection)``.
-    """
-
-    bits: int
-    transform: str
-    projection: np.ndarray
-
-    def encode(
-        self, users: np.ndarray, items: np.ndarray, seen: object = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(user_codes, item_codes) as uint8 of bits / 8 bytes per row."""
-        ...
-
-    def config(self) -> dict[str, object]:
-        """Recorded in the manifest."""
-        ...
-
-
-def random_projection(dim: int, bits: int, seed: int) -> np.ndarray:
-    """A (dim, bits) projection: orthonormal columns where bits <= dim, Gaussian otherwise."""
-    rng = np.random.default_rng(seed)
-    gaussian = rng.standard_normal((dim, bits))
-    if bits <= dim:
-        q, _ = np.linalg.qr(gaussian)
-        return q.astype(np.float32)
-    return gaussian.astype(np.float32)
+from hashrec.indexer.quantizers.base import Quantizer, check_bits, random_projection
+from hashrec.retrieval.query_codes import TRANSFORMS, Transform, mips_augment, pack_signs
 
 
 @dataclass
-class SignQuantizer:
+class SignQuantizer(Quantizer):
     """Sign codes after a seeded random rotation or projection.
 
     Parameters
@@ -55,13 +23,12 @@ class SignQuantizer:
     """
 
     bits: int
-    transform: str = "mips"
+    transform: Transform = "mips"
     seed: int = 0
     projection: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.bits % 8 or self.bits <= 0:
-            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        check_bits(self.bits)
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {self.transform!r}")
 
@@ -79,7 +46,7 @@ class SignQuantizer:
 
 
 @dataclass
-class ITQQuantizer:
+class ITQQuantizer(Quantizer):
     """Iterative quantization (Gong et al. 2013) of the MIPS-augmented item vectors.
 
     The projection is the top ``bits`` right singular vectors of the items (uncentered, since the
@@ -97,12 +64,11 @@ class ITQQuantizer:
     bits: int
     iterations: int = 50
     seed: int = 0
-    transform: str = field(default="mips", init=False)
+    transform: Transform = field(default="mips", init=False)
     projection: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.bits % 8 or self.bits <= 0:
-            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        check_bits(self.bits)
 
     def encode(
         self, users: np.ndarray, items: np.ndarray, seen: object = None

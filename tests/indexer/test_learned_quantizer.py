@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hashrec.indexer.codes import SignQuantizer
 from hashrec.indexer.data import generate_interactions
 from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
-from hashrec.indexer.estimators import annealed_sign
-from hashrec.indexer.learned_codes import LearnedQuantizer, teacher_top_k
 from hashrec.indexer.pipeline import recommender_arrays
+from hashrec.indexer.quantizers import SignQuantizer
+from hashrec.indexer.quantizers.estimators import annealed_sign
+from hashrec.indexer.quantizers.learned import LearnedQuantizer, teacher_top_k
 from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.recommender import pack_query_codes

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hashrec.indexer.codes import ITQQuantizer, SignQuantizer, mips_augment
+from hashrec.indexer.quantizers import ITQQuantizer, SignQuantizer
+from hashrec.retrieval.query_codes import mips_augment
 
 from tests.conftest import planted_arrays
 
