@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import load_interactions
 from hashrec.indexer.pipeline import (
-    IndexConfig,
     make_quantizer,
     recommender_arrays,
     train_embeddings,
@@ -92,20 +92,24 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     rows = []
     for encoder in args.encoders:
         cfg = IndexConfig(
-            encoder=encoder,
-            epochs=args.epochs,
+            encoder=EncoderConfig(
+                name=encoder,
+                epochs=args.epochs,
+                dim=args.gfcf_dim if encoder == "gfcf" else args.dim,
+                spectral_power=args.gfcf_power if encoder == "gfcf" else None,
+                layers=args.layers,
+            ),
             progress=False,
             seed=args.seed,
-            dim=args.gfcf_dim if encoder == "gfcf" else args.dim,
-            spectral_power=args.gfcf_power if encoder == "gfcf" else None,
-            layers=args.layers,
         )
         started = time.perf_counter()
         users, items, encoder_config = train_embeddings(data, cfg)
         train_seconds = time.perf_counter() - started
         full = None
         for quantizer_name, bits in [(q, b) for q in args.quantizers for b in args.bits]:
-            quantizer = make_quantizer(replace(cfg, quantizer=quantizer_name, bits=bits))
+            quantizer = make_quantizer(
+                replace(cfg, quantizer=QuantizerConfig(name=quantizer_name, bits=bits))
+            )
             started = time.perf_counter()
             arrays = recommender_arrays(data, users, items, quantizer)
             code_seconds = time.perf_counter() - started

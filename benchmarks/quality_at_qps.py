@@ -29,8 +29,9 @@ from typing import Any
 
 import faiss
 import numpy as np
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import load_interactions
-from hashrec.indexer.pipeline import IndexConfig, make_quantizer, recommender_arrays, train_embeddings
+from hashrec.indexer.pipeline import make_quantizer, recommender_arrays, train_embeddings
 from hashrec.indexer.ranking_metrics import paired_bootstrap, per_user_metrics
 from hashrec.retrieval.model import ServingModel, build_binary_index
 from hashrec.retrieval.search import (
@@ -59,15 +60,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     data = load_interactions(args.data)
     cfg = IndexConfig(
-        encoder="gfcf",
-        dim=args.dim,
-        spectral_power=args.spectral_power,
-        bits=args.bits,
+        encoder=EncoderConfig(name="gfcf", dim=args.dim, spectral_power=args.spectral_power),
+        quantizer=QuantizerConfig(bits=args.bits),
         progress=False,
         seed=args.seed,
     )
     users, items, _ = train_embeddings(data, cfg)
-    arrays = recommender_arrays(data, users, items, make_quantizer(replace(cfg, quantizer="learned")))
+    arrays = recommender_arrays(
+        data, users, items, make_quantizer(replace(cfg, quantizer=replace(cfg.quantizer, name="learned")))
+    )
     flat = ServingModel.from_arrays("flat", arrays)
     rng = np.random.default_rng(args.seed)
     with_test = np.flatnonzero(np.diff(data.test.indptr) > 0)

@@ -28,8 +28,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 import common
 from common import free_port, start_redis
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import generate_interactions
-from hashrec.indexer.pipeline import IndexConfig, build_index
+from hashrec.indexer.pipeline import build_index
 from hashrec.model_store import ModelStore
 
 
@@ -221,7 +222,12 @@ def free_port_for(ctx: dict) -> int:  # type: ignore[type-arg]
 
 def publish(store: ModelStore, data, seed: int) -> str:  # type: ignore[no-untyped-def]
     """Train a small MF model and publish it as the current version."""
-    cfg = IndexConfig(encoder="mf", dim=32, epochs=3, bits=64, seed=seed, progress=False)
+    cfg = IndexConfig(
+        encoder=EncoderConfig(name="mf", dim=32, epochs=3),
+        quantizer=QuantizerConfig(bits=64),
+        seed=seed,
+        progress=False,
+    )
     return str(build_index(data, store, cfg)["version"])
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from hashrec.common import StoreOpt, check_store_writable, emit, fail, parse_store, store_location
 from hashrec.loadtest_cli import loadtest
-from hashrec.retrieval.query_codes import Transform
 from hashrec.store_cli import store_app
+
+if TYPE_CHECKING:
+    from hashrec.indexer.config import CompressionMethod, EncoderName
+    from hashrec.indexer.quantizers import QuantizerName
+    from hashrec.retrieval.query_codes import Transform
 
 app = typer.Typer(
     help="hashrec: train hash codes, publish versioned indexes, serve top-K.",
@@ -87,9 +90,7 @@ def index(
             "learned-gste."
         ),
     ] = "learned",
-    code_transform: Annotated[
-        Transform, typer.Option(help="Query transform of the sign quantizer.")
-    ] = "mips",
+    code_transform: Annotated[str, typer.Option(help="mips or rotation (sign quantizer).")] = "mips",
     candidates: Annotated[int, typer.Option(min=1, help="C used to evaluate the served ranking.")] = 200,
     rerank_float16: Annotated[
         bool,
@@ -104,35 +105,47 @@ def index(
 ) -> None:
     """Train, evaluate on the test split, publish a version; print one JSON line."""
     _setup_logging(not quiet)
-    if bits % 8:
-        fail(f"--bits must be a multiple of 8, got {bits}")
-    if encoder not in ("gfcf", "lightgcn", "mf"):
-        fail(f"--encoder must be gfcf, lightgcn or mf, got {encoder!r}")
-    from hashrec.indexer.quantizers import QUANTIZERS
+    from hashrec.indexer.config import (
+        CompressionConfig,
+        EncoderConfig,
+        IndexConfig,
+        QuantizerConfig,
+        ServingConfig,
+    )
 
-    if quantizer not in QUANTIZERS:
-        fail(f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
-    from hashrec.indexer.compression import METHODS
-
-    if compression not in METHODS:
-        fail(f"--compression must be one of {', '.join(METHODS)}, got {compression!r}")
-    if budget <= 0 or (budget > 1 and budget != int(budget)):
-        fail(f"--budget must be a fraction in (0, 1] or a whole row count, got {budget}")
-    if compression == "full" and budget != 1.0:
-        fail("--compression full keeps every row; give a method to use --budget")
-    if spectral_power is not None and encoder != "gfcf":
-        fail(f"--spectral-power applies to --encoder gfcf only, not {encoder!r}")
-    if compression != "full" and encoder not in ("mf", "lightgcn"):
-        fail(f"--compression needs a trained encoder (mf or lightgcn), not {encoder!r}")
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        fail(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    try:  # the configs check every option once; their messages name the option
+        cfg = IndexConfig(
+            encoder=EncoderConfig(
+                name=cast("EncoderName", encoder),
+                dim=dim or 0,
+                spectral_power=spectral_power,
+                layers=layers,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                reg=reg,
+                val_fraction=val_fraction,
+            ),
+            compression=CompressionConfig(method=cast("CompressionMethod", compression), budget=budget),
+            quantizer=QuantizerConfig(
+                name=cast("QuantizerName", quantizer), bits=bits, transform=cast("Transform", code_transform)
+            ),
+            serving=ServingConfig(
+                candidates=candidates, rerank_float16=rerank_float16, rerank_int8=rerank_int8
+            ),
+            seed=seed,
+            device=device,
+            progress=not quiet,
+        )
+    except ValueError as err:
+        fail(str(err))
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             fail(f"--device {device}: torch {torch.__version__} sees no CUDA device")
     check_store_writable(store)
-    from hashrec.indexer.pipeline import IndexConfig, build_index
+    from hashrec.indexer.pipeline import build_index
     from hashrec.model_store import ModelStore, StoreError
 
     interactions = _load_data(data, fmt, split, test_fraction, seed)
@@ -141,28 +154,6 @@ def index(
     n_ids = interactions.n_users + interactions.n_items
     if budget > n_ids:
         fail(f"--budget {budget:g} rows exceeds the {n_ids} users + items")
-    cfg = IndexConfig(
-        encoder=encoder,
-        dim=dim or 0,
-        spectral_power=spectral_power,
-        layers=layers,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        reg=reg,
-        compression=compression,
-        budget=budget,
-        val_fraction=val_fraction,
-        bits=bits,
-        quantizer=quantizer,
-        code_transform=code_transform,
-        candidates=candidates,
-        rerank_float16=rerank_float16,
-        rerank_int8=rerank_int8,
-        seed=seed,
-        device=device,
-        progress=not quiet,
-    )
     data_options = {
         "path": str(data),
         "format": fmt,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -13,47 +13,18 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 from hashrec.indexer import quantizers
+from hashrec.indexer.config import IndexConfig
 from hashrec.indexer.data.split import holdout
 from hashrec.indexer.evaluation import evaluate_model
 from hashrec.indexer.quantizers import Quantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel, build_binary_index, index_kind, quantize_int8, tune_nprobe
-from hashrec.retrieval.query_codes import Transform
 from hashrec.retrieval.schema import ITEM_INDEX_FILE
 
 if TYPE_CHECKING:
     from hashrec.indexer.data import Interactions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class IndexConfig:
-    """Everything ``hashrec index`` can set; recorded in the manifest."""
-
-    encoder: str = "gfcf"  # best measured within the CPU budget; see benchmarks/quality.md
-    dim: int = 0  # 0: chosen on a holdout for gfcf, 64 for the trained encoders
-    spectral_power: float | None = None  # gfcf's spectral weight exponent; None: chosen on a holdout
-    layers: int = 3
-    epochs: int = 30
-    batch_size: int = 0  # 0: about 50 steps per epoch, between 1,024 and 16,384
-    lr: float = 0.0  # 0: 1e-2 for LightGCN, 5e-3 for MF
-    reg: float = 1e-4
-    compression: str = "full"  # id -> row mapping of the tables (indexer.compression.METHODS)
-    budget: float = 1.0  # table rows: fraction of n_users + n_items if <= 1, else a row count
-    val_fraction: float = 0.05
-    eval_every: int = 5
-    patience: int = 3
-    bits: int = 128
-    quantizer: str = "learned"
-    code_transform: Transform = "mips"
-    candidates: int = 200
-    binary_index: str = "auto"  # flat | ivf | auto (ivf from retrieval.model.IVF_MIN_ITEMS items on)
-    rerank_float16: bool = False  # also publish item_embeddings_f16 (workers mmap half the bytes)
-    rerank_int8: bool = False  # also publish item_embeddings_i8 + scale (a quarter of the bytes)
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
 
 
 def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -65,9 +36,8 @@ def seen_csr(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
 def make_quantizer(cfg: IndexConfig) -> Quantizer:
     """The configured code learner (see ``indexer.quantizers.QUANTIZERS``)."""
-    return quantizers.make_quantizer(
-        cfg.quantizer, cfg.bits, seed=cfg.seed, transform=cfg.code_transform, device=cfg.device
-    )
+    q = cfg.quantizer
+    return quantizers.make_quantizer(q.name, q.bits, seed=cfg.seed, transform=q.transform, device=cfg.device)
 
 
 def auto_batch_size(n_interactions: int) -> int:
@@ -91,35 +61,36 @@ def train_embeddings(
     data: Interactions, cfg: IndexConfig
 ) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     """Fit the configured encoder; returns (users, items, encoder config)."""
-    if cfg.encoder not in ("mf", "lightgcn") and (cfg.compression != "full" or cfg.budget != 1.0):
-        raise ValueError(f"compressed tables need a trained encoder (mf or lightgcn), not {cfg.encoder!r}")
-    if cfg.encoder == "gfcf":  # training-free, no torch
+    e = cfg.encoder
+    if e.name == "gfcf":  # training-free, no torch
         from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 
-        closed_form = ClosedForm(ClosedFormConfig(dim=cfg.dim, power=cfg.spectral_power, seed=cfg.seed))
+        closed_form = ClosedForm(ClosedFormConfig(dim=e.dim, power=e.spectral_power, seed=cfg.seed))
         embeddings = closed_form.fit(data.train)
         return embeddings.users, embeddings.items, {**closed_form.config(), "history": closed_form.history}
-    from hashrec.indexer.encoders.models import make_encoder  # torch is imported only here
+    from hashrec.indexer.encoders.models import MFBPR, BPRConfig, LightGCN, LightGCNConfig
 
-    params = {
-        "dim": cfg.dim or 64,
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size or auto_batch_size(int(data.train.nnz)),
-        "lr": cfg.lr or (1e-2 if cfg.encoder == "lightgcn" else 5e-3),
-        "reg": cfg.reg,
-        "seed": cfg.seed,
-        "eval_every": cfg.eval_every,
-        "patience": cfg.patience,
-        "device": cfg.device,
-        "progress": cfg.progress,
-        "compression": cfg.compression,
-        "budget": cfg.budget,
-    }
-    if cfg.encoder == "lightgcn":
-        params["layers"] = cfg.layers
-    encoder = make_encoder(cfg.encoder, **params)
+    training = BPRConfig(
+        dim=e.dim or 64,
+        epochs=e.epochs,
+        batch_size=e.batch_size or auto_batch_size(int(data.train.nnz)),
+        lr=e.lr or (1e-2 if e.name == "lightgcn" else 5e-3),
+        reg=e.reg,
+        seed=cfg.seed,
+        eval_every=e.eval_every,
+        patience=e.patience,
+        device=cfg.device,
+        progress=cfg.progress,
+        compression=cfg.compression.method,
+        budget=cfg.compression.budget,
+    )
+    encoder = (
+        LightGCN(LightGCNConfig(**asdict(training), layers=e.layers))
+        if e.name == "lightgcn"
+        else MFBPR(training)
+    )
     fit, validation = (
-        holdout(data.train, cfg.val_fraction, cfg.seed) if cfg.val_fraction > 0 else (data.train, None)
+        holdout(data.train, e.val_fraction, cfg.seed) if e.val_fraction > 0 else (data.train, None)
     )
     embeddings = encoder.fit(fit, validation)
     return (
@@ -152,18 +123,18 @@ def recommender_arrays(
 def item_index(
     arrays: dict[str, np.ndarray], cfg: IndexConfig
 ) -> tuple[faiss.IndexBinary, dict[str, object]]:
-    """The binary item index for the catalogue size (``cfg.binary_index``), and what was chosen.
+    """The binary item index for the catalogue size (``cfg.serving.binary_index``), and what was chosen.
 
-    A binary IVF gets the smallest power-of-two nprobe whose Hamming top-C (C = ``cfg.candidates``)
+    A binary IVF gets the smallest power-of-two nprobe whose Hamming top-C (C = ``cfg.serving.candidates``)
     holds >= 0.95 of the exact flat top-C for up to 500 training users' codes.
     """
     codes = arrays["item_codes"]
-    index = build_binary_index(codes, cfg.binary_index, nprobe=1, seed=cfg.seed)
+    index = build_binary_index(codes, cfg.serving.binary_index, nprobe=1, seed=cfg.seed)
     info: dict[str, object] = {"kind": index_kind(index)}
     if info["kind"] == "ivf":
         users = arrays["user_codes"]
         sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]
-        k = min(cfg.candidates, len(codes))
+        k = min(cfg.serving.candidates, len(codes))
         nprobe, recall = tune_nprobe(index, codes, users[np.sort(sample)], k, target=0.95)
         info.update(nlist=int(index.nlist), nprobe=nprobe, recall_of_flat_top_c=round(recall, 4))
     return index, info
@@ -182,20 +153,20 @@ def build_index(
     train_seconds = time.perf_counter() - started
     quantizer = make_quantizer(cfg)
     arrays = recommender_arrays(data, users, items, quantizer)
-    if cfg.rerank_float16:
+    if cfg.serving.rerank_float16:
         arrays["item_embeddings_f16"] = arrays["item_embeddings"].astype(np.float16)
-    if cfg.rerank_int8:
+    if cfg.serving.rerank_int8:
         codes8, scale8 = quantize_int8(arrays["item_embeddings"])
         arrays["item_embeddings_i8"], arrays["item_embeddings_i8_scale"] = codes8, scale8
     index, index_info = item_index(arrays, cfg)
     model = ServingModel.from_arrays("unpublished", arrays, binary_index=index)
-    metrics = evaluate_model(model, data.test, candidates=cfg.candidates, ks=(20,))
+    metrics = evaluate_model(model, data.test, candidates=cfg.serving.candidates, ks=(20,))
     metrics["train_seconds"] = round(train_seconds, 1)
     index_bytes = faiss.serialize_index_binary(model.binary_index).tobytes()
     version = store.publish(
         arrays,
         {ITEM_INDEX_FILE: index_bytes},
-        bits=cfg.bits,
+        bits=cfg.quantizer.bits,
         dataset={
             "source": data.source,
             "split": data.split,
@@ -207,7 +178,7 @@ def build_index(
             "options": data_options or {},
         },
         config={
-            **asdict(cfg),
+            **cfg.record(),
             # method, budget, rows and real parameter count of the embedding tables
             **({"table": encoder_config["table"]} if "table" in encoder_config else {}),
             "encoder_config": encoder_config,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import generate_interactions
-from hashrec.indexer.pipeline import IndexConfig, build_index
+from hashrec.indexer.pipeline import build_index
 from hashrec.model_store import ModelStore
 
 from tests.support import start_serve
@@ -20,7 +21,9 @@ def served(tmp_path_factory):
     data = generate_interactions(n_users=500, n_items=800, n_communities=8, mean_items_per_user=20, seed=5)
     store = ModelStore(root / "store")
     cfg = IndexConfig(
-        encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01, bits=128, progress=False
+        encoder=EncoderConfig(name="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01),
+        quantizer=QuantizerConfig(bits=128),
+        progress=False,
     )
     result = build_index(data, store, cfg)
     process, base = start_serve(store.root, {"HASHREC_CACHE_ENABLED": "true"})

@@ -20,6 +20,7 @@ from hashrec.indexer.compression import (
 )
 from hashrec.indexer.compression.graph import fill_private
 from hashrec.indexer.compression.hashing import quotient_remainder
+from hashrec.indexer.config import CompressionConfig, EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import generate_interactions
 from hashrec.indexer.encoders.bpr import BPRModule
 from hashrec.indexer.encoders.models import (
@@ -28,7 +29,7 @@ from hashrec.indexer.encoders.models import (
     normalized_adjacency,
     to_torch_sparse,
 )
-from hashrec.indexer.pipeline import IndexConfig, build_index
+from hashrec.indexer.pipeline import build_index
 from hashrec.indexer.ranking_metrics import exact_recall
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
@@ -281,15 +282,10 @@ def test_graphhash_beats_the_hashing_trick_at_a_small_budget(data):
 
 def test_compressed_model_publishes_reloads_and_serves(data, tmp_path):
     cfg = IndexConfig(
-        encoder="mf",
-        dim=16,
-        epochs=3,
-        batch_size=512,
-        lr=0.01,
-        bits=64,
+        encoder=EncoderConfig(name="mf", dim=16, epochs=3, batch_size=512, lr=0.01),
+        compression=CompressionConfig(method="graphhash", budget=0.25),
+        quantizer=QuantizerConfig(bits=64),
         progress=False,
-        compression="graphhash",
-        budget=0.25,
     )
     result = build_index(data, ModelStore(tmp_path), cfg)
     artifact = ModelStore(tmp_path).open()

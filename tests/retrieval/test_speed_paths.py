@@ -525,11 +525,12 @@ def test_an_ivf_artifact_loads_and_serves(tmp_path, ivf_arrays):
 
 
 def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
-    from hashrec.indexer.pipeline import IndexConfig, item_index
+    from hashrec.indexer.config import IndexConfig, ServingConfig
+    from hashrec.indexer.pipeline import item_index
 
     flat, info = item_index(ivf_arrays, IndexConfig())  # 30k items: below the IVF threshold
     assert info == {"kind": "flat"} and isinstance(flat, faiss.IndexBinaryFlat)
-    ivf, info = item_index(ivf_arrays, IndexConfig(binary_index="ivf", candidates=200))
+    ivf, info = item_index(ivf_arrays, IndexConfig(serving=ServingConfig(binary_index="ivf", candidates=200)))
     assert info["kind"] == "ivf" and info["nprobe"] == ivf.nprobe
     assert info["recall_of_flat_top_c"] >= 0.95 and info["nlist"] == ivf.nlist
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import generate_interactions
-from hashrec.indexer.pipeline import IndexConfig, build_index
+from hashrec.indexer.pipeline import build_index
 from hashrec.model_store import ModelStore
 
 from tests.service.redis_server import redis_url
@@ -16,7 +17,9 @@ def trained(tmp_path_factory):
     data = generate_interactions(n_users=400, n_items=600, n_communities=8, mean_items_per_user=20, seed=11)
     store = ModelStore(tmp_path_factory.mktemp("trained") / "store")
     cfg = IndexConfig(
-        encoder="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01, bits=128, progress=False
+        encoder=EncoderConfig(name="lightgcn", dim=32, epochs=8, batch_size=1024, lr=0.01),
+        quantizer=QuantizerConfig(bits=128),
+        progress=False,
     )
     build_index(data, store, cfg)
     return data, store

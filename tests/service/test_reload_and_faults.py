@@ -9,7 +9,8 @@ import time
 import httpx
 import numpy as np
 import pytest
-from hashrec.indexer.pipeline import IndexConfig, build_index
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
+from hashrec.indexer.pipeline import build_index
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.recommender import Recommender
@@ -38,7 +39,12 @@ async def _serve(app):
 
 
 def _republish(store: ModelStore, data, seed: int) -> str:
-    cfg = IndexConfig(encoder="mf", dim=16, epochs=1, batch_size=2048, bits=64, seed=seed, progress=False)
+    cfg = IndexConfig(
+        encoder=EncoderConfig(name="mf", dim=16, epochs=1, batch_size=2048),
+        quantizer=QuantizerConfig(bits=64),
+        seed=seed,
+        progress=False,
+    )
     return str(build_index(data, store, cfg)["version"])
 
 
