@@ -143,6 +143,9 @@ class LocalBackend(Backend):
         self.root = root
         self.url = str(root)
         self.lock_timeout = lock_timeout
+        # One FileLock per backend: it counts nested acquisitions (per thread), so the store lock
+        # is reentrant as Backend.lock promises; a new FileLock per call waited on itself.
+        self._file_lock = FileLock(str(root / LOCK_KEY), timeout=lock_timeout)
 
     def path(self, key: str) -> Path:
         """Local path of a key."""
@@ -196,7 +199,7 @@ class LocalBackend(Backend):
     @contextmanager
     def lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        file_lock = FileLock(str(self.root / LOCK_KEY), timeout=self.lock_timeout)
+        file_lock = self._file_lock
         try:
             file_lock.acquire()
         except Timeout:

@@ -84,26 +84,35 @@ def test_rows_split_in_proportion_to_ids():
 # ---- every mapping --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", COMPRESSED)
-@pytest.mark.parametrize("budget", [0.5, 0.1, 97])
-def test_budget_respected_exactly_and_every_id_mapped(train_with_cold_ids, method, budget):
-    train = train_with_cold_ids
-    n_users, n_items = train.shape
-    c = compress(train, method, budget, seed=0)
-    assert c.n_rows == budget_rows(budget, n_users + n_items)
-    for side, n in ((c.users, n_users), (c.items, n_items)):
-        assert side.rows.dtype == np.int64 and side.rows.shape[0] == n
-        assert side.rows.max() < side.n_rows and side.rows.min() >= -1
-        assert (side.rows.max(axis=1) >= 0).all()  # the cold ids too
-    assert c.summary(dim=8)["parameters"] == c.n_rows * 8 < (n_users + n_items) * 8
+class TestMapperContract:
+    """Every table-compression Mapper (``indexer.compression.METHODS``) passes these."""
 
+    @pytest.mark.parametrize("method", COMPRESSED)
+    @pytest.mark.parametrize("budget", [0.5, 0.1, 97])
+    def test_budget_respected_exactly_and_every_id_mapped(self, train_with_cold_ids, method, budget):
+        train = train_with_cold_ids
+        n_users, n_items = train.shape
+        c = compress(train, method, budget, seed=0)
+        assert c.n_rows == budget_rows(budget, n_users + n_items)
+        for side, n in ((c.users, n_users), (c.items, n_items)):
+            assert side.rows.dtype == np.int64 and side.rows.shape[0] == n
+            assert side.rows.max() < side.n_rows and side.rows.min() >= -1
+            assert (side.rows.max(axis=1) >= 0).all()  # the cold ids too
+        assert c.summary(dim=8)["parameters"] == c.n_rows * 8 < (n_users + n_items) * 8
 
-@pytest.mark.parametrize("method", METHODS)
-def test_same_seed_same_mapping(data, method):
-    budget = 1.0 if method == "full" else 0.25
-    a = compress(data.train, method, budget, seed=3)
-    b = compress(data.train, method, budget, seed=3)
-    assert np.array_equal(a.users.rows, b.users.rows) and np.array_equal(a.items.rows, b.items.rows)
+    @pytest.mark.parametrize("method", METHODS)
+    def test_same_seed_same_mapping(self, data, method):
+        budget = 1.0 if method == "full" else 0.25
+        a = compress(data.train, method, budget, seed=3)
+        b = compress(data.train, method, budget, seed=3)
+        assert np.array_equal(a.users.rows, b.users.rows) and np.array_equal(a.items.rows, b.items.rows)
+
+    @pytest.mark.parametrize("method", METHODS)
+    def test_the_summary_names_the_method_and_is_json(self, data, method):
+        budget = 1.0 if method == "full" else 0.25
+        summary = make_mapper(method, seed=0).fit(data.train, budget).summary(dim=4)
+        assert json.loads(json.dumps(summary))["method"] == method  # TypeError if not JSON
+        assert summary["budget"] == budget and summary["rows"] == summary["user_rows"] + summary["item_rows"]
 
 
 @pytest.mark.parametrize("method", ["hash", "double", "double-frequency", "qr"])

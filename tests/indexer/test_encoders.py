@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import get_args
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from hashrec.indexer.config import EncoderName
 from hashrec.indexer.data import generate_interactions
+from hashrec.indexer.encoders.base import Encoder
 from hashrec.indexer.encoders.bpr import sample_negatives
+from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 from hashrec.indexer.encoders.models import (
     MFBPR,
     BPRConfig,
@@ -35,32 +42,53 @@ def popularity_recall(data) -> float:
     return exact_recall(user_vec, popularity[:, None], data.train, data.test, users)
 
 
-@pytest.fixture(params=["mf", "lightgcn"])
+#: Every encoder ``hashrec index --encoder`` takes, by name -> factory(**training overrides).
+ENCODERS: dict[str, Callable[..., Encoder]] = {
+    "mf": lambda **over: make_encoder("mf", **{**SMALL, **over}),
+    "lightgcn": lambda **over: make_encoder("lightgcn", **{**SMALL, **over}),
+    # training-free: the overrides (epochs) do not apply
+    "gfcf": lambda **over: ClosedForm(ClosedFormConfig(dim=16)),
+}
+
+
+def test_the_contract_covers_every_encoder_the_cli_takes():
+    assert set(ENCODERS) == set(get_args(EncoderName))
+
+
+@pytest.fixture(params=sorted(ENCODERS))
 def encoder_name(request):
     return request.param
 
 
 class TestEncoderContract:
+    """Every encoder passes these (the Encoder role of indexer.encoders.base)."""
+
     def test_beats_popularity(self, data, encoder_name):
-        emb = make_encoder(encoder_name, **SMALL).fit(data.train)
+        emb = ENCODERS[encoder_name]().fit(data.train)
         users = np.flatnonzero(np.diff(data.test.indptr) > 0)
         recall = exact_recall(emb.users, emb.items, data.train, data.test, users)
         assert recall > 1.2 * popularity_recall(data)
 
     def test_shapes_and_dtype(self, data, encoder_name):
-        emb = make_encoder(encoder_name, **{**SMALL, "epochs": 1}).fit(data.train)
+        emb = ENCODERS[encoder_name](epochs=1).fit(data.train)
         assert emb.users.shape == (data.n_users, 16) and emb.items.shape == (data.n_items, 16)
         assert emb.users.dtype == emb.items.dtype == np.float32
 
     def test_same_seed_same_embeddings(self, data, encoder_name):
-        a = make_encoder(encoder_name, **{**SMALL, "epochs": 2}).fit(data.train)
-        b = make_encoder(encoder_name, **{**SMALL, "epochs": 2}).fit(data.train)
+        a = ENCODERS[encoder_name](epochs=2).fit(data.train)
+        b = ENCODERS[encoder_name](epochs=2).fit(data.train)
         assert np.array_equal(a.items, b.items) and np.array_equal(a.users, b.users)
 
-    def test_early_stopping_records_validation(self, data, encoder_name):
-        encoder = make_encoder(encoder_name, **{**SMALL, "epochs": 10, "eval_every": 2})
-        encoder.fit(data.train, validation=data.test)
-        assert any("val_recall@20" in record for record in encoder.history)
+    def test_config_is_json_for_the_manifest(self, encoder_name):
+        config = ENCODERS[encoder_name]().config()
+        assert json.loads(json.dumps(config))["encoder"] == encoder_name  # TypeError if not JSON
+
+
+@pytest.mark.parametrize("encoder_name", ["mf", "lightgcn"])
+def test_early_stopping_records_validation(data, encoder_name):
+    encoder = make_encoder(encoder_name, **{**SMALL, "epochs": 10, "eval_every": 2})
+    encoder.fit(data.train, validation=data.test)
+    assert any("val_recall@20" in record for record in encoder.history)
 
 
 def test_unknown_encoder_is_refused():

@@ -3,45 +3,22 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 
 import numpy as np
 import pytest
 
 pytest.importorskip("s3fs", reason="s3fs is not installed: the S3 backend cannot be tested")
-moto_server = pytest.importorskip(
+pytest.importorskip(
     "moto.server", reason="moto[server] is not installed: no local S3-compatible server to test against"
 )
 
-from hashrec.model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound  # noqa: E402
-from hashrec.model_store.backends import FsspecBackend  # noqa: E402
-from hashrec.retrieval.model import ServingModel  # noqa: E402
+from hashrec.model_store import CorruptVersion, ModelStore, StoreError, VersionNotFound
+from hashrec.model_store.backends import FsspecBackend
+from hashrec.retrieval.model import ServingModel
 
-from tests.conftest import planted_arrays, publish_arrays  # noqa: E402
-
-BUCKET = "hashrec-test"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    import s3fs
-
-    s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=url, skip_instance_cache=True).mkdir(
-        BUCKET
-    )
-    yield url
-    server.stop()
+from tests.conftest import planted_arrays, publish_arrays
+from tests.model_store.conftest import BUCKET, CREDENTIALS
 
 
 @pytest.fixture
