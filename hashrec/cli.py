@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from hashrec.common import StoreOpt, check_store_writable, emit, fail, parse_store, store_location
+from hashrec.cli_support import StoreOpt, check_store_writable, emit, fail, parse_store, store_location
 from hashrec.loadtest_cli import loadtest
 from hashrec.store_cli import store_app
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hashrec.common import emit, fail
+from hashrec.cli_support import emit, fail
 
 
 def loadtest(

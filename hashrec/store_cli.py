@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hashrec.common import StoreOpt, emit, fail, parse_store
+from hashrec.cli_support import StoreOpt, emit, fail, parse_store
 
 if TYPE_CHECKING:
     from hashrec.model_store import Change, GcReport, Manifest, ModelStore

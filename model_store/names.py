@@ -7,7 +7,6 @@ import secrets
 from datetime import UTC, datetime
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_VERSION_NAME = re.compile(r"^v\d{8}-\d{6}-[0-9a-f]{6}$")
 
 
 def check_name(name: str, what: str = "version") -> str:
@@ -42,8 +41,3 @@ def new_version_name(now: datetime | None = None) -> str:
     """A generated version name: ``v<UTC date>-<UTC time>-<6 random hex digits>``."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     return f"v{stamp}-{secrets.token_hex(3)}"
-
-
-def looks_generated(name: str) -> bool:
-    """Whether ``name`` has the shape of a generated version name."""
-    return bool(_VERSION_NAME.match(name))

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 from hashrec.model_store.backends import Backend, LocalBackend, make_backend, parse_location
-from hashrec.model_store.cache import default_cache_dir, fetch_version
 from hashrec.model_store.diff import Change, diff_manifests
 from hashrec.model_store.errors import CorruptVersion, StoreError, UnsupportedFormat, VersionNotFound
-from hashrec.model_store.fsutil import atomic_write, fsync_dir, sha256_file
+from hashrec.model_store.fsutil import fsync_dir, sha256_file
 from hashrec.model_store.fsutil import write_durable as _write_durable
+from hashrec.model_store.local_copies import default_cache_dir, fetch_version
 from hashrec.model_store.manifest import FORMAT_VERSION, MANIFEST_NAME, SUMS_NAME, FileEntry, Manifest
 from hashrec.model_store.names import check_name, new_version_name
 from hashrec.model_store.refs import RefEvent, parse_log, rollback_target
@@ -48,9 +48,6 @@ DEFAULT_STALE_AFTER_S = 3600.0
 #: Remote publish uploads files concurrently in batches of about this many bytes.
 UPLOAD_BATCH_BYTES = 64 << 20
 _RESERVED_FILES = {MANIFEST_NAME, SUMS_NAME}
-
-# Kept importable from here for callers of the first release.
-_atomic_write_text = atomic_write
 
 
 @dataclass(frozen=True)

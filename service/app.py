@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from hashrec.service.direct import DirectRoutes
 from hashrec.service.middleware import RequestMiddleware
-from hashrec.service.routes import admin, health, model, recommend
+from hashrec.service.routes import admin, health, model_info, prometheus, recommend
 from hashrec.service.settings import Settings
 from hashrec.service.state import ReloadRefused, ServiceState, make_state
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
-    routers = (health.router, recommend.router, model.router, admin.router)
+    routers = (health.router, recommend.router, model_info.router, prometheus.router, admin.router)
     for router in routers:
         app.include_router(router)
     if settings.direct_routes:  # innermost of the middleware below, so CORS and metrics still apply

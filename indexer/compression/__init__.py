@@ -34,7 +34,7 @@ from hashrec.indexer.compression.hashing import (
     HashingTrick,
     QuotientRemainder,
 )
-from hashrec.indexer.compression.learned import LearnedHash, spectral_embedding
+from hashrec.indexer.compression.learned_hash import LearnedHash, spectral_embedding
 from hashrec.indexer.compression.mapping import Compression, Mapper, RowMap, budget_rows, split_rows
 
 METHODS: dict[str, Callable[[int], Mapper]] = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hashrec.model_store import ModelStore, StoreError
 from hashrec.model_store.backends import parse_location
-from hashrec.model_store.cache import default_cache_dir
+from hashrec.model_store.local_copies import default_cache_dir
 from hashrec.model_store.staging import StagingDir, sweep_staging
 
 from tests.conftest import planted_arrays, publish_arrays

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 
 from fastapi.routing import APIRoute
-from hashrec.service.routes import admin, health, model, recommend
+from hashrec.service.routes import admin, health, model_info, prometheus, recommend
 
 
 def dependency_calls(dependant):  # type: ignore[no-untyped-def]
@@ -16,7 +16,13 @@ def dependency_calls(dependant):  # type: ignore[no-untyped-def]
 
 
 def test_no_route_or_dependency_runs_in_the_threadpool():
-    routers = (admin.router, health.router, model.router, recommend.router)  # what create_app includes
+    routers = (
+        admin.router,
+        health.router,
+        model_info.router,
+        prometheus.router,
+        recommend.router,
+    )  # what create_app includes
     routes = [r for router in routers for r in router.routes if isinstance(r, APIRoute)]
     paths = {r.path for r in routes}
     assert {"/v1/recommend", "/v1/recommend/batch", "/v1/similar-items", "/readyz", "/admin/reload"} <= paths

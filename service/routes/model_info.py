@@ -1,9 +1,8 @@
-"""GET /v1/model and GET /metrics."""
+"""GET /v1/model: the serving version and its manifest summary."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from hashrec.service import metrics
+from fastapi import APIRouter
 from hashrec.service.routes.deps import LoadedDep
 from hashrec.service.schemas import ErrorResponse, ModelResponse
 
@@ -23,11 +22,3 @@ async def model_info(loaded: LoadedDep) -> ModelResponse:
         bits=model.bits,
         manifest=model.manifest,
     )
-
-
-@router.head("/metrics", include_in_schema=False, response_model=None)
-@router.get("/metrics", include_in_schema=False)
-async def prometheus_metrics() -> Response:
-    """Prometheus exposition."""
-    body, content_type = metrics.render()
-    return Response(body, media_type=content_type)
