@@ -88,3 +88,26 @@ def redis_url() -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def private_redis_or_skip(
+    workdir: str, why: str, debug_commands: bool = False
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """(port, process) of a throwaway redis-server that a test may stop, restart or slow down;
+    skips the test, saying ``why`` it needs one, where redis-server cannot run."""
+    import pytest
+
+    port = free_port()
+    try:
+        return port, start_redis(port, workdir, debug_commands=debug_commands)
+    except (FileNotFoundError, RuntimeError) as err:
+        pytest.skip(f"needs redis-server on PATH {why}: {err}")
+
+
+def fast_failing_redis_settings(store: object, port: int) -> object:
+    """Service settings on that Redis with a 50 ms timeout, no store polling."""
+    from hashrec.service.settings import Settings
+
+    return Settings(
+        store=store, poll_interval_s=0, redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_s=0.05
+    )

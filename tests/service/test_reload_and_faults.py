@@ -21,7 +21,12 @@ from hashrec.service.settings import Settings
 from hashrec.service.state import ReloadRefused, smoke_test
 
 from tests.conftest import planted_arrays
-from tests.service.redis_server import free_port, start_redis
+from tests.service.redis_server import (
+    fast_failing_redis_settings,
+    free_port,
+    private_redis_or_skip,
+    start_redis,
+)
 
 
 @pytest.fixture
@@ -127,17 +132,8 @@ async def test_empty_store_becomes_ready_when_a_version_appears(trained, tmp_pat
 @pytest.mark.anyio
 async def test_redis_outage_answers_uncached_then_caching_resumes(trained, tmp_path):
     data, store = trained
-    port = free_port()
-    try:
-        redis = start_redis(port, str(tmp_path))
-    except (FileNotFoundError, RuntimeError) as err:
-        pytest.skip(f"needs redis-server on PATH to stop and restart it: {err}")
-    settings = Settings(
-        store=store.root,
-        poll_interval_s=0,
-        redis_url=f"redis://127.0.0.1:{port}/0",
-        redis_timeout_s=0.05,
-    )
+    port, redis = private_redis_or_skip(str(tmp_path), "to stop and restart it")
+    settings = fast_failing_redis_settings(store.root, port)
     app = create_app(settings)
     user = {"user_id": str(data.user_ids[0]), "k": 5}
     try:

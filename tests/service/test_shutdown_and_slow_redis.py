@@ -10,9 +10,11 @@ import time
 import httpx
 import pytest
 from hashrec.service.app import create_app
-from hashrec.service.settings import Settings
 
-from tests.service.redis_server import free_port, start_redis
+from tests.service.redis_server import (
+    fast_failing_redis_settings,
+    private_redis_or_skip,
+)
 from tests.support import start_serve
 
 
@@ -71,17 +73,8 @@ def test_sigterm_drains_without_dropping_a_request(trained):
 @pytest.mark.anyio
 async def test_slow_redis_times_out_fast_and_answers_uncached(trained, tmp_path):
     data, store = trained
-    port = free_port()
-    try:
-        redis = start_redis(port, str(tmp_path), debug_commands=True)
-    except (FileNotFoundError, RuntimeError) as err:
-        pytest.skip(f"needs redis-server on PATH to make it slow: {err}")
-    settings = Settings(
-        store=store.root,
-        poll_interval_s=0,
-        redis_url=f"redis://127.0.0.1:{port}/0",
-        redis_timeout_s=0.05,
-    )
+    port, redis = private_redis_or_skip(str(tmp_path), "to make it slow", debug_commands=True)
+    settings = fast_failing_redis_settings(store.root, port)
     app = create_app(settings)
     try:
         async with app.router.lifespan_context(app):
