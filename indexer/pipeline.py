@@ -104,18 +104,36 @@ def recommender_arrays(
     data: Interactions, users: np.ndarray, items: np.ndarray, quantizer: Quantizer
 ) -> dict[str, np.ndarray]:
     """The arrays of retrieval.schema.RECOMMENDER_ARRAYS for trained embeddings."""
-    user_codes, item_codes = quantizer.encode(users, items, data.train)
-    indptr, indices = seen_csr(data.train)
+    return serving_arrays(data.train, users, items, quantizer, data.user_ids, data.item_ids)
+
+
+def serving_arrays(
+    train: sp.csr_matrix,
+    users: np.ndarray,
+    items: np.ndarray,
+    quantizer: Quantizer,
+    user_ids: np.ndarray | None = None,
+    item_ids: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """RECOMMENDER_ARRAYS from a training matrix, vectors and a quantizer (which is fitted here);
+    ids default to ``u<row>`` and ``i<row>``."""
+    user_codes, item_codes = quantizer.encode(users, items, train)
+    indptr, indices = seen_csr(train)
+    n_users, n_items = train.shape
     return {
-        "user_ids": np.asarray(data.user_ids, dtype=str),
-        "item_ids": np.asarray(data.item_ids, dtype=str),
+        "user_ids": np.asarray(
+            user_ids if user_ids is not None else [f"u{i}" for i in range(n_users)], dtype=str
+        ),
+        "item_ids": np.asarray(
+            item_ids if item_ids is not None else [f"i{i}" for i in range(n_items)], dtype=str
+        ),
         "user_embeddings": users.astype(np.float32),
         "item_embeddings": items.astype(np.float32),
         "user_codes": user_codes,
         "item_codes": item_codes,
         "seen_indptr": indptr,
         "seen_indices": indices,
-        "item_popularity": np.asarray(data.train.sum(axis=0)).ravel().astype(np.int64),
+        "item_popularity": np.asarray(train.sum(axis=0)).ravel().astype(np.int64),
         "code_projection": quantizer.projection,
     }
 

@@ -293,6 +293,10 @@ class TwoStageSearcher(Searcher):
         self.oversample = oversample
         self.max_candidates = max_candidates
         self.candidates = candidates
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Lay the model's arrays out for this implementation, once (nothing by default)."""
 
     def n_candidates(self, k: int, candidates: int | None = None) -> int:
         """C for a request of k items: never below k; a request's own ``candidates`` if given,
@@ -339,16 +343,10 @@ class FusedSearcher(TwoStageSearcher):
         """True where the fused kernels can search ``model``: numba installed, a flat index."""
         return model.scan_words is not None
 
-    def __init__(
-        self,
-        model: ServingModel,
-        oversample: int = 10,
-        max_candidates: int = 5000,
-        candidates: int | None = None,
-    ) -> None:
+    def _prepare(self) -> None:
+        model = self.model
         if not self.serves(model):
             raise ValueError(f"model {model.version}: the fused searcher needs numba and a flat index")
-        super().__init__(model, oversample, max_candidates, candidates)
         assert model.scan_words is not None
         seen_indices = model.seen_indices
         if not rows_sorted(model.seen_indptr, seen_indices):

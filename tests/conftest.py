@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hashrec.indexer.pipeline import seen_csr
+from hashrec.indexer.pipeline import serving_arrays
 from hashrec.indexer.quantizers import SignQuantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel, build_binary_index
@@ -28,21 +28,8 @@ def planted_arrays(
         (np.ones(len(seen_rows), np.float32), (seen_rows, seen_cols)), shape=(n_users, n_items)
     )
     train.sum_duplicates()
-    indptr, indices = seen_csr(train)
     quantizer = SignQuantizer(bits=bits, transform="mips", seed=seed)
-    user_codes, item_codes = quantizer.encode(users.astype(np.float32), items.astype(np.float32))
-    return {
-        "user_ids": np.array([f"u{i}" for i in range(n_users)]),
-        "item_ids": np.array([f"i{i}" for i in range(n_items)]),
-        "user_embeddings": users.astype(np.float32),
-        "item_embeddings": items.astype(np.float32),
-        "user_codes": user_codes,
-        "item_codes": item_codes,
-        "seen_indptr": indptr,
-        "seen_indices": indices,
-        "item_popularity": np.asarray(train.sum(axis=0)).ravel().astype(np.int64),
-        "code_projection": quantizer.projection,
-    }
+    return serving_arrays(train, users.astype(np.float32), items.astype(np.float32), quantizer)
 
 
 def publish_arrays(store: ModelStore, arrays: dict[str, np.ndarray], **manifest: object) -> str:
