@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/asgi_overhead"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/asgi_overhead"))
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,7 @@
 Trains each encoder once with the indexer's own code (``indexer.pipeline.train_embeddings``), then
 encodes sign codes at several bit widths and evaluates with the service's own searchers.
 
-    python benchmarks/foundation.py --data ../shared/datasets/gowalla --out benchmarks/results/foundation
+    python benchmarks/foundation.py --data ../shared/datasets/gowalla --out benchmarks/runs/foundation
 
 Writes ``results.json``, ``results.md`` and ``served_recall.png`` into ``--out``.
 """
@@ -272,7 +272,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, help="Dataset (required unless --merge or --replot).")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/foundation"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/foundation"))
     parser.add_argument("--encoders", nargs="+", default=["mf", "lightgcn", "gfcf"])
     parser.add_argument("--bits", nargs="+", type=int, default=[64, 128, 256])
     parser.add_argument("--candidates", nargs="+", type=int, default=[100, 200])

@@ -178,7 +178,7 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--budget-s", type=float, default=2.0, help="seconds per throughput measurement")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hamming_scan"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/hamming_scan"))
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     bandwidth = dram_bandwidth()

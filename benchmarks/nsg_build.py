@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 200_000, 500_000])
     parser.add_argument("--metrics", nargs="+", choices=("ip", "l2"), default=["ip", "l2"])
     parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/nsg_build"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/nsg_build"))
     args = parser.parse_args()
     results: dict[str, Any] = {
         "meta": {

@@ -184,7 +184,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/gowalla"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/quality_at_qps"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/quality_at_qps"))
     parser.add_argument("--dim", type=int, default=256, help="closed-form rank (0: chosen on a holdout)")
     parser.add_argument(
         "--spectral-power", type=float, default=0.0, help="closed-form spectral weight p (0: ideal filter)"

@@ -243,7 +243,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/reliability"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/reliability"))
     parser.add_argument("--seconds", type=float, default=9.0)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="hashrec-reliability-")

@@ -552,7 +552,7 @@ def main() -> None:
     parser.add_argument(
         "--codes", choices=("sign", "learned"), default="sign", help="how the 128-bit codes are made"
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_core"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/serving_core"))
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     bandwidth = dram_bandwidth()

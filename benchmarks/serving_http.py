@@ -48,7 +48,7 @@ end
 
 def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits: int = 128) -> None:
     import scipy.sparse as sp
-    from hashrec.indexer.pipeline import seen_csr
+    from hashrec.indexer.pipeline import serving_arrays
     from hashrec.indexer.quantizers import SignQuantizer
     from hashrec.model_store import ModelStore
     from hashrec.retrieval.model import build_binary_index
@@ -65,21 +65,8 @@ def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits:
         shape=(n_users, n_items),
     )
     train.sum_duplicates()
-    indptr, indices = seen_csr(train)
-    quantizer = SignQuantizer(bits)
-    user_codes, item_codes = quantizer.encode(users, items)
-    arrays = {
-        "user_ids": np.array([f"u{i}" for i in range(n_users)]),
-        "item_ids": np.array([f"i{i}" for i in range(n_items)]),
-        "user_embeddings": users,
-        "item_embeddings": items,
-        "user_codes": user_codes,
-        "item_codes": item_codes,
-        "seen_indptr": indptr,
-        "seen_indices": indices,
-        "item_popularity": np.asarray(train.sum(axis=0)).ravel().astype(np.int64),
-        "code_projection": quantizer.projection,
-    }
+    arrays = serving_arrays(train, users, items, SignQuantizer(bits))
+    item_codes = arrays["item_codes"]
     blob = faiss.serialize_index_binary(build_binary_index(item_codes)).tobytes()
     ModelStore(root).publish(arrays, {ITEM_INDEX_FILE: blob}, bits=bits)
 
@@ -210,7 +197,7 @@ def main() -> None:
     parser.add_argument(
         "--generator", choices=["wrk", "locust"], default="wrk", help="Load generator (Locust: one process)."
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_http"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/serving_http"))
     args = parser.parse_args()
     if args.serve:
         serve(args.store, args.port)

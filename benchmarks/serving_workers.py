@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--hit-users", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serving_workers"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/serving_workers"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")

@@ -107,7 +107,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/spectral_rank"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/spectral_rank"))
     parser.add_argument("--ranks", type=int, nargs="+", default=[128, 256, 512, 1024, 1536])
     parser.add_argument("--powers", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--seed", type=int, default=0)

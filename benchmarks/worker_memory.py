@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import scipy.sparse as sp
-from hashrec.indexer.pipeline import seen_csr
+from hashrec.indexer.pipeline import serving_arrays
 from hashrec.indexer.quantizers import SignQuantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import build_binary_index
@@ -41,21 +41,7 @@ def synthetic_arrays(n_users: int, n_items: int, dim: int, bits: int, seed: int 
         shape=(n_users, n_items),
     )
     train.sum_duplicates()
-    indptr, indices = seen_csr(train)
-    quantizer = SignQuantizer(bits)
-    user_codes, item_codes = quantizer.encode(users, items)
-    return {
-        "user_ids": np.array([f"u{i}" for i in range(n_users)]),
-        "item_ids": np.array([f"i{i}" for i in range(n_items)]),
-        "user_embeddings": users,
-        "item_embeddings": items,
-        "user_codes": user_codes,
-        "item_codes": item_codes,
-        "seen_indptr": indptr,
-        "seen_indices": indices,
-        "item_popularity": np.asarray(train.sum(axis=0)).ravel().astype(np.int64),
-        "code_projection": quantizer.projection,
-    }
+    return serving_arrays(train, users, items, SignQuantizer(bits))
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -105,7 +91,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--bits", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/worker_memory"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/worker_memory"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hashrec-mem-") as tmp:
         store = ModelStore(Path(tmp) / "store")

@@ -27,7 +27,7 @@ import threading
 
 import gevent
 from hashrec.loadtest.checks import check_batch, check_recommend, check_similar
-from hashrec.loadtest.config import ACTIONS, DEFAULT_MIX, ROUTES, parse_mix
+from hashrec.loadtest.config import ACTIONS, DEFAULTS, ROUTES, parse_mix, user_rps
 from hashrec.loadtest.ids import IdPool, load_pool, unknown_user
 from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.runners import MasterRunner
@@ -40,82 +40,85 @@ _pools_lock = threading.Lock()
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:  # type: ignore[no-untyped-def]
-    """Custom options; Locust forwards them from the master to its workers."""
+    """Custom options; Locust forwards them from the master to its workers.
+
+    Their defaults are ``hashrec loadtest``'s (``loadtest/config.py: DEFAULTS``).
+    """
     add = parser.add_argument
     add(
         "--hashrec-store",
         env_var="HASHREC_LOADTEST_STORE",
-        default=os.environ.get("HASHREC_STORE", "store"),
+        default=os.environ.get("HASHREC_STORE", DEFAULTS.store),
         help="Model store the service serves; user and item ids are read from its current version.",
     )
     add(
         "--hashrec-mix",
         env_var="HASHREC_LOADTEST_MIX",
-        default=DEFAULT_MIX,
+        default=DEFAULTS.mix,
         help="Weights of recommend, batch and similar requests.",
     )
     add(
         "--hashrec-unknown-share",
         env_var="HASHREC_LOADTEST_UNKNOWN_SHARE",
         type=float,
-        default=0.05,
+        default=DEFAULTS.unknown_share,
         help="Share of users unknown to the model (answered with the popular items).",
     )
     add(
         "--hashrec-zipf",
         env_var="HASHREC_LOADTEST_ZIPF",
         type=float,
-        default=1.1,
+        default=DEFAULTS.zipf,
         help="Zipf exponent of user and item popularity (0: uniform).",
     )
-    add("--hashrec-k", env_var="HASHREC_LOADTEST_K", type=int, default=20, help="k of every request.")
+    add("--hashrec-k", env_var="HASHREC_LOADTEST_K", type=int, default=DEFAULTS.k, help="k of every request.")
     add(
         "--hashrec-batch-size",
         env_var="HASHREC_LOADTEST_BATCH_SIZE",
         type=int,
-        default=8,
+        default=DEFAULTS.batch_size,
         help="Users per /v1/recommend/batch request.",
     )
     add(
         "--hashrec-seed",
         env_var="HASHREC_LOADTEST_SEED",
         type=int,
-        default=0,
+        default=DEFAULTS.seed,
         help="Seed of which users and items are the popular ones.",
     )
     add(
         "--hashrec-user-rps",
         env_var="HASHREC_LOADTEST_USER_RPS",
         type=float,
-        default=0.0,
+        default=user_rps(DEFAULTS),
         help="Requests/s of each user (constant throughput); 0: no wait between requests.",
     )
     add(
         "--hashrec-step-users",
         env_var="HASHREC_LOADTEST_STEP_USERS",
         type=int,
-        default=10,
+        default=DEFAULTS.step_users,
         help="Step ramp (step_shape.py): users added per step.",
     )
     add(
         "--hashrec-step-time",
         env_var="HASHREC_LOADTEST_STEP_TIME",
         type=float,
-        default=10.0,
+        default=DEFAULTS.step_time,
         help="Step ramp: seconds per step.",
     )
     add(
         "--hashrec-max-steps",
         env_var="HASHREC_LOADTEST_MAX_STEPS",
         type=int,
-        default=10,
+        default=DEFAULTS.max_steps,
         help="Step ramp: most steps.",
     )
     add(
         "--hashrec-p99-target-ms",
         env_var="HASHREC_LOADTEST_P99_TARGET_MS",
         type=float,
-        default=50.0,
+        default=DEFAULTS.p99_target_ms,
         help="Step ramp: stop at the first step whose p99 exceeds this.",
     )
     add(

@@ -19,13 +19,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hashrec.loadtest.config import ROUTES, parse_mix, parse_run_time
+from hashrec.loadtest.config import ROUTES, LoadTestConfig, parse_mix, parse_run_time, user_rps
 
 PACKAGE = Path(__file__).parent
 LOCUSTFILE = PACKAGE / "locustfile.py"
@@ -36,33 +35,6 @@ PERCENTILES = {"p50": "50%", "p95": "95%", "p99": "99%", "p999": "99.9%"}
 
 class LoadTestError(Exception):
     """Bad input or a service that cannot be tested; the CLI prints it and exits 2."""
-
-
-@dataclass
-class LoadTestConfig:
-    host: str = "http://127.0.0.1:8000"
-    store: str = "store"  # a directory or s3://bucket/prefix
-    out: Path = Path("loadtest-results")
-    users: int = 20
-    spawn_rate: float = 10.0
-    run_time: str = "30s"
-    shape: str = "fixed"  # fixed | step
-    rps: float = 0.0  # total target requests/s (constant throughput); 0: closed loop, no wait
-    mix: str = "recommend=8,batch=1,similar=1"
-    unknown_share: float = 0.05
-    zipf: float = 1.1
-    k: int = 20
-    batch_size: int = 8
-    seed: int = 0
-    step_users: int = 10
-    step_time: float = 10.0
-    max_steps: int = 10
-    p99_target_ms: float = 50.0
-    expect_workers: int = 0
-    master_port: int = 5557
-    allow_remote: bool = False
-    ready_timeout: float = 30.0
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def check_host(url: str, allow_remote: bool) -> str:
@@ -280,9 +252,8 @@ def locust_command(cfg: LoadTestConfig, base: str) -> list[str]:
             "--hashrec-steps-out", str(out / "steps.json"),
         ]  # fmt: skip
     else:
-        per_user = cfg.rps / cfg.users if cfg.rps > 0 else 0.0
         cmd += ["-u", str(cfg.users), "-r", str(cfg.spawn_rate), "-t", cfg.run_time]
-        cmd += ["--hashrec-user-rps", repr(per_user)]
+        cmd += ["--hashrec-user-rps", repr(user_rps(cfg))]
     if cfg.expect_workers:
         cmd += ["--master", "--master-bind-port", str(cfg.master_port)]
         cmd += ["--expect-workers", str(cfg.expect_workers), "--expect-workers-max-wait", "120"]
