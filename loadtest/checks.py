@@ -11,7 +11,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from hashrec.loadtest.ids import IdPool
+from hashrec.loadtest.id_pool import IdPool
 
 
 def _check_items(items: Any, expected: int | None, k: int, exclude: str | None = None) -> str | None:

@@ -28,7 +28,7 @@ import threading
 import gevent
 from hashrec.loadtest.checks import check_batch, check_recommend, check_similar
 from hashrec.loadtest.config import ACTIONS, DEFAULTS, ROUTES, parse_mix, user_rps
-from hashrec.loadtest.ids import IdPool, load_pool, unknown_user
+from hashrec.loadtest.id_pool import IdPool, load_pool, unknown_user
 from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.runners import MasterRunner
 

@@ -12,7 +12,7 @@ import pytest
 from hashrec.loadtest import run as lt
 from hashrec.loadtest.checks import check_batch, check_recommend, check_similar
 from hashrec.loadtest.config import parse_mix, parse_run_time
-from hashrec.loadtest.ids import IdPool, ZipfSampler
+from hashrec.loadtest.id_pool import IdPool, ZipfSampler
 from typer.testing import CliRunner
 
 from hashrec.cli import app
