@@ -20,8 +20,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -104,60 +106,47 @@ class Load:
         }
 
 
-def scenario_redis_restart(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
-    """Redis killed a third of the way in and restarted at two thirds."""
+@contextmanager
+def service_on_private_redis(ctx: dict, env: dict[str, str]) -> Iterator[tuple[int, list[Any]]]:  # type: ignore[type-arg]
+    """A private redis-server and a service caching in it; yields (redis port, [redis process]),
+    the list so a scenario can swap in a restarted process that is stopped at the end too."""
     port = free_port()
-    redis = start_redis(port, ctx["tmp"])
-    service = start_service(
-        ctx["store"],
-        free_port_for(ctx),
-        {
-            "HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "HASHREC_POLL_INTERVAL_S": "0",
-        },
-    )
+    redis = [start_redis(port, ctx["tmp"])]
+    service_env = {"HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0", "HASHREC_POLL_INTERVAL_S": "0"}
+    service = start_service(ctx["store"], free_port_for(ctx), {**service_env, **env})
     try:
-        with Load(ctx["base"], ctx["users"]) as load:
-            time.sleep(seconds / 3)
-            redis.kill()
-            redis.wait()
-            time.sleep(seconds / 3)
-            redis = start_redis(port, ctx["tmp"])
-            time.sleep(seconds / 3)
-        return load.summary()
+        yield port, redis
     finally:
         service.terminate()
         service.wait()
-        redis.terminate()
-        redis.wait()
+        redis[-1].terminate()
+        redis[-1].wait()
+
+
+def scenario_redis_restart(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """Redis killed a third of the way in and restarted at two thirds."""
+    with service_on_private_redis(ctx, {}) as (port, redis), Load(ctx["base"], ctx["users"]) as load:
+        time.sleep(seconds / 3)
+        redis[-1].kill()
+        redis[-1].wait()
+        time.sleep(seconds / 3)
+        redis.append(start_redis(port, ctx["tmp"]))
+        time.sleep(seconds / 3)
+    return load.summary()
 
 
 def scenario_slow_redis(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
     """DEBUG SLEEP 2 on Redis in the middle of the run; the cache timeout is 50 ms."""
-    port = free_port()
-    redis = start_redis(port, ctx["tmp"])
-    service = start_service(
-        ctx["store"],
-        free_port_for(ctx),
-        {
-            "HASHREC_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "HASHREC_REDIS_TIMEOUT_S": "0.05",
-            "HASHREC_POLL_INTERVAL_S": "0",
-        },
-    )
-    try:
-        with Load(ctx["base"], ctx["users"]) as load:
-            time.sleep(seconds / 2)
-            subprocess.run(
-                ["redis-cli", "-p", str(port), "DEBUG", "SLEEP", "2"], check=False, capture_output=True
-            )
-            time.sleep(seconds / 2)
-        return load.summary()
-    finally:
-        service.terminate()
-        service.wait()
-        redis.terminate()
-        redis.wait()
+    with (
+        service_on_private_redis(ctx, {"HASHREC_REDIS_TIMEOUT_S": "0.05"}) as (port, _),
+        Load(ctx["base"], ctx["users"]) as load,
+    ):
+        time.sleep(seconds / 2)
+        subprocess.run(
+            ["redis-cli", "-p", str(port), "DEBUG", "SLEEP", "2"], check=False, capture_output=True
+        )
+        time.sleep(seconds / 2)
+    return load.summary()
 
 
 def scenario_damaged_reloads(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
