@@ -262,10 +262,14 @@ def store_verify(
 def store_promote(
     version: VersionArg, store: StoreOpt = "store", alias: AliasOpt = "current", as_json: JsonOpt = False
 ) -> None:
-    """Verify VERSION and point an alias (default: current) at it."""
+    """Verify VERSION (checksums, and that a service can load it) and point an alias (default:
+    current) at it."""
+    from hashrec.retrieval.schema import check_recommender
+
     model_store = _open_store(store)
     with _reported():
         name = model_store.resolve(version)
+        check_recommender(model_store.open(name))  # what the service reads: types and shapes
         previous = model_store.promote(name, alias)
     if as_json:
         emit({"alias": alias, "version": name, "previous": previous})

@@ -13,7 +13,7 @@ from hashrec.model_store import Artifact, CorruptVersion
 from hashrec.retrieval.ids import IdIndex
 from hashrec.retrieval.kernels import hamming_knn_kernel, kernels_available
 from hashrec.retrieval.query_codes import Transform
-from hashrec.retrieval.schema import ITEM_INDEX_FILE, check_recommender
+from hashrec.retrieval.schema import ITEM_INDEX_FILE, check_recommender, query_encoding
 
 #: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
 #: here (benchmarks/serving.md): at 40k items the flat scan beats every approximate index, at 1M
@@ -167,8 +167,8 @@ class ServingModel:
         self.item_index = IdIndex(self.item_ids)
         self.bits = self.item_codes.shape[1] * 8
         self.code_projection: np.ndarray | None = a.get("code_projection")
-        quantizer = self.manifest.get("config", {}).get("quantizer", {})
-        self.code_transform: Transform = quantizer.get("transform", "mips")
+        config = self.manifest.get("config") or {}
+        self.code_transform: Transform = query_encoding(self.version, config, a, self.bits)
         popularity = np.asarray(self.item_popularity)
         # Most popular first; enough for any k plus exclusions, without a full sort per request.
         self.popular_order = np.argsort(-popularity, kind="stable")[:20_000].astype(np.int64)

@@ -5,9 +5,13 @@ Both sides use these names: the indexer writes them, the service reads them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from hashrec.model_store.errors import CorruptVersion
 from hashrec.model_store.store import Artifact
+from hashrec.retrieval.query_codes import TRANSFORMS, Transform
 
 #: name -> (dtype kind or exact dtype, number of dimensions)
 RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {
@@ -29,6 +33,43 @@ OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "item_embeddings_i8_scale": ("float32", 1),  # (dim,): ... times these per-dimension scales
 }
 ITEM_INDEX_FILE = "item_codes.faissindex"
+
+
+def query_encoding(
+    version: str, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray], bits: int
+) -> Transform:
+    """The transform new queries are coded with, after checking what the service reads for it:
+    ``config.quantizer`` an object, its ``transform`` known, and ``code_projection`` (if present)
+    of shape (dim [+ 1 for mips], bits).
+
+    The manifest's config is free-form for the store; these are the parts a service relies on.
+
+    Raises
+    ------
+    CorruptVersion
+        Naming the version and the field.
+    """
+    quantizer = config.get("quantizer", {})
+    if not isinstance(quantizer, Mapping):
+        raise CorruptVersion(
+            f"version {version}: config.quantizer is {type(quantizer).__name__}, expected an object"
+        )
+    transform = quantizer.get("transform", "mips")
+    if transform not in TRANSFORMS:
+        raise CorruptVersion(
+            f"version {version}: config.quantizer.transform {transform!r} is not one of "
+            f"{', '.join(TRANSFORMS)}"
+        )
+    projection = arrays.get("code_projection")
+    if projection is not None:
+        dim = arrays["item_embeddings"].shape[1]
+        expected = (dim + 1 if transform == "mips" else dim, bits)
+        if projection.shape != expected:
+            raise CorruptVersion(
+                f"version {version}: code_projection has shape {projection.shape}, expected {expected} "
+                f"({transform} transform, {dim}-dim vectors, {bits} bits)"
+            )
+    return transform  # type: ignore[no-any-return]
 
 
 def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
@@ -97,4 +138,5 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
         raise CorruptVersion(f"version {artifact.version}: seen_indptr does not end at nnz")
     if not artifact.has(ITEM_INDEX_FILE):
         raise CorruptVersion(f"version {artifact.version}: {ITEM_INDEX_FILE} is missing")
+    query_encoding(artifact.version, artifact.manifest.config, arrays, artifact.manifest.bits)
     return arrays

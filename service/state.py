@@ -99,13 +99,16 @@ class ServiceState:
             started = time.perf_counter()
             try:
                 loaded = await anyio.to_thread.run_sync(self._build, wanted)
-            except (StoreError, ReloadRefused, ValueError, RuntimeError, OSError) as err:
+            except Exception as err:  # any failure refuses the candidate, never the serving model
                 name = wanted or "current"
                 self.refused[name] = str(err)
                 metrics.RELOADS.labels(result="refused").inc()
                 if self.loaded is None:
                     self.not_ready_reason = str(err)
-                log.error("refused model version %s: %s", name, err)
+                if isinstance(err, (StoreError, ReloadRefused, ValueError, OSError)):
+                    log.error("refused model version %s: %s", name, err)
+                else:  # unexpected: keep the traceback for the bug report
+                    log.exception("refused model version %s: %s", name, err)
                 raise ReloadRefused(str(err)) from err
             previous = self.loaded
             self.loaded, self.not_ready_reason = loaded, None
@@ -122,20 +125,30 @@ class ServiceState:
             return loaded
 
     async def follow_store(self) -> None:
-        """Poll the store's current pointer and reload when it names a new, unrefused version."""
+        """Poll the store's current pointer and reload when it names a new, unrefused version.
+
+        Nothing stops the loop but cancellation: an unexpected error is logged and the next poll
+        tries again (a follower that died would leave /readyz green and newer versions unread).
+        """
         interval = self.settings.poll_interval_s
         while True:
             await asyncio.sleep(interval)
             try:
-                current = await anyio.to_thread.run_sync(self.store.current)
-            except StoreError as err:
-                log.warning("cannot read the store's current version: %s", err)
-                continue
-            serving = self.loaded.version if self.loaded else None
-            if current is None or current == serving or current in self.refused:
-                continue
-            with contextlib.suppress(ReloadRefused):  # logged, counted and remembered by reload()
-                await self.reload(current)
+                await self._follow_once()
+            except Exception:
+                log.exception("the store follower failed this poll; it tries again")
+
+    async def _follow_once(self) -> None:
+        try:
+            current = await anyio.to_thread.run_sync(self.store.current)
+        except StoreError as err:
+            log.warning("cannot read the store's current version: %s", err)
+            return
+        serving = self.loaded.version if self.loaded else None
+        if current is None or current == serving or current in self.refused:
+            return
+        with contextlib.suppress(ReloadRefused):  # logged, counted and remembered by reload()
+            await self.reload(current)
 
 
 def make_cache(settings: Settings) -> AnswerCache:
