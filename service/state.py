@@ -40,19 +40,29 @@ class ReloadRefused(RuntimeError):
 
 
 def smoke_test(recommender: Recommender) -> None:
-    """Real queries through the new model before it may serve: one batched, one single-user.
+    """Real queries through the new model before it may serve, one on every query path: a batch
+    (``/v1/recommend/batch``), a known user, a visitor by history and similar items.
 
-    Both paths run, so their compiled kernels are loaded (or compiled) here, not on a request.
+    Every path runs, so its compiled kernels are loaded (or compiled) here, in the loading
+    thread, not on the event loop by the first request, and a model that cannot answer one of
+    them (a code projection of the wrong shape, non-finite vectors) never serves.
     """
     model = recommender.model
     if model.n_users == 0 or model.n_items == 0:
         raise ReloadRefused(f"version {model.version} has no users or items")
     k = min(10, model.n_items)
-    batched = recommender.for_users(np.array([0]), k=k, exclude_seen=False)[0]
-    single = recommender.for_user(0, k=k, exclude_seen=False)
-    for answer in (batched, single):
+    history = np.arange(min(3, model.n_items), dtype=np.int64)
+    answers = {
+        "batch": recommender.for_users(np.array([0]), k=k, exclude_seen=False)[0],
+        "known user": recommender.for_user(0, k=k, exclude_seen=False),
+    }
+    if model.code_projection is not None:  # without one, visitors get popular items
+        answers["visitor"] = recommender.for_history(history, k, exclude_seen=False)
+    if model.n_items > 1:  # an item is never similar to itself
+        answers["similar items"] = recommender.similar(0, k)
+    for path, answer in answers.items():
         if not answer or not all(np.isfinite(score) for _, score in answer):
-            raise ReloadRefused(f"version {model.version} failed the smoke query")
+            raise ReloadRefused(f"version {model.version} failed the smoke query ({path})")
 
 
 @dataclass

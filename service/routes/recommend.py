@@ -96,7 +96,10 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
                 exclude_items=exclude,
                 candidates=body.candidates,
             ), False
-        if body.history:
+        if body.history and loaded.model.code_projection is None:
+            if body.strict:  # the version cannot code a new query: no personal answer for visitors
+                raise HTTPException(422, f"history: model {loaded.version} cannot encode visitors")
+        elif body.history:
             rows = _item_rows(loaded, body.history, "history", body.strict)
             if len(rows):
                 return recommender.for_history(

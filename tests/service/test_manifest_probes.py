@@ -132,3 +132,23 @@ async def test_any_error_while_loading_refuses_the_candidate_and_keeps_following
             if state.loaded.version == newer:
                 break
         assert state.loaded.version == newer
+
+
+@pytest.mark.anyio
+async def test_a_version_without_a_code_projection_serves_visitors_popular_items(tmp_path):
+    """Such a version cannot code a visitor's history: popular items (fallback), or a 422 in
+    strict mode, never a 500; and its smoke test does not refuse it for that."""
+    store = ModelStore(tmp_path / "store")
+    arrays = planted_arrays()
+    del arrays["code_projection"]
+    version = publish_arrays(store, arrays)
+    app = create_app(Settings(store=store.root, poll_interval_s=0, cache_enabled=False))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            visitor = {"history": ["i1", "i2"], "k": 5}
+            answer = await client.post("/v1/recommend", json=visitor)
+            assert answer.status_code == 200 and answer.json()["fallback"] is True
+            assert answer.json()["model_version"] == version
+            strict = await client.post("/v1/recommend", json={**visitor, "strict": True})
+            assert strict.status_code == 422 and "cannot encode visitors" in strict.json()["detail"]

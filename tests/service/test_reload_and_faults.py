@@ -211,7 +211,7 @@ def test_the_smoke_query_runs_both_search_paths_and_refuses_nan(monkeypatch):
     arrays = planted_arrays()
     model = ServingModel.from_arrays("ok", arrays)
     called: list[str] = []
-    for name in ("for_users", "for_user"):
+    for name in ("for_users", "for_user", "for_history", "similar"):
         original = getattr(Recommender, name)
         monkeypatch.setattr(
             Recommender,
@@ -219,7 +219,15 @@ def test_the_smoke_query_runs_both_search_paths_and_refuses_nan(monkeypatch):
             lambda self, *a, _f=original, _n=name, **kw: called.append(_n) or _f(self, *a, **kw),
         )
     smoke_test(Recommender(model, two_stage_searcher(model)))
-    assert sorted(called) == ["for_user", "for_users"]
+    assert sorted(called) == ["for_history", "for_user", "for_users", "similar"]
+    from hashrec.retrieval.kernels import _required
+
+    # every fused kernel a request can reach is compiled (or loaded from numba's cache) by now,
+    # so the first visitor does not compile on the event loop
+    kernels = _required()
+    assert all(
+        kernels.__dict__[name].signatures for name in ("two_stage", "two_stage_user", "two_stage_query")
+    )
     broken = dict(arrays, user_embeddings=arrays["user_embeddings"].copy())
     broken["user_embeddings"][0] = np.nan
     bad = ServingModel.from_arrays("bad", broken)
