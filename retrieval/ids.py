@@ -37,7 +37,9 @@ class IdIndex:
 
     def get(self, key: str, default: int | None = None) -> int | None:
         """The row of ``key``, or ``default`` when unknown."""
-        if len(key) > self._width:  # longer than every id: numpy would truncate it into a match
+        if len(key) > self._width or key.endswith("\x00"):
+            # longer than every id, or ending in NUL: numpy would truncate or strip it into a match
+            # (its fixed-width strings, the artifact's id format, cannot hold a trailing NUL)
             return default
         pos = int(self._sorted.searchsorted(key))  # the method: np.searchsorted adds a wrapper call
         if pos < len(self._sorted) and self._sorted[pos] == key:
@@ -62,4 +64,7 @@ class IdIndex:
         wanted = np.array(keys, dtype=self._sorted.dtype)
         pos = self._sorted.searchsorted(wanted)
         np.minimum(pos, n - 1, out=pos)
-        return np.where(self._sorted[pos] == wanted, self._order[pos], -1)
+        found = np.where(self._sorted[pos] == wanted, self._order[pos], -1)
+        if any(key.endswith("\x00") for key in keys):  # stripped by numpy: as get(), never a match
+            found[[key.endswith("\x00") for key in keys]] = -1
+        return found

@@ -25,3 +25,11 @@ def test_matches_a_dict(ids, probes):
 def test_long_probe_is_not_truncated_into_a_match():
     index = IdIndex(np.array(["ab", "abc"]))
     assert index.get("abcd") is None and index.rows(["abcd"]).tolist() == [-1]
+
+
+def test_a_trailing_nul_never_aliases_a_real_id():
+    """numpy's fixed-width strings drop trailing NULs, so 'u1\\x00' would become 'u1'."""
+    index = IdIndex(np.array(["u1", "u2"]))
+    for key in ("u1\x00", "u2\x00\x00"):
+        assert index.get(key) is None and key not in index
+    assert index.rows(["u1\x00", "u1", "u2\x00"]).tolist() == [-1, 0, -1]
