@@ -231,8 +231,11 @@ def _check_servable(store: Path, version: str | None) -> None:
     if path is not None and path.exists() and not path.is_dir():
         fail(f"store {path}: not a directory")
     if version is not None:
+        from hashrec.model_store import ModelStore
+
         try:
             check_name(version, "version or alias")
+            ModelStore(store).resolve(version)  # a version name or an alias the store holds now
         except StoreError as err:
             fail(f"HASHREC_VERSION={version!r}: {err}")
 

@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.shutdown_drain_s > 0:
             install_drain_on_sigterm(state, settings.shutdown_drain_s)
         follower = None
-        if settings.poll_interval_s > 0 and settings.version is None:
+        if settings.poll_interval_s > 0:  # a pinned version name resolves to itself: nothing moves
             follower = asyncio.create_task(state.follow_store())
         try:
             yield

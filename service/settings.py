@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: URL schemes redis-py's ``from_url`` accepts
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
 
 class Settings(BaseSettings):
     """Every knob of the service; ``HASHREC_<NAME>`` sets ``<name>``."""
@@ -61,6 +64,19 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Level of the JSON logs; `hashrec serve --log-level` sets it."
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """A URL redis-py can connect to, refused at start rather than in every worker."""
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in REDIS_SCHEMES or not (parts.netloc or parts.path):
+            raise ValueError(f"not a Redis URL: use {' or '.join(s + '://...' for s in REDIS_SCHEMES)}")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -83,8 +83,8 @@ class ServiceState:
         self.store = ModelStore(self.settings.store)
 
     def _build(self, version: str | None) -> Loaded:
-        """Verify, load and smoke-test a version (blocking; runs in a worker thread)."""
-        artifact = self.store.open(version)
+        """Verify, load and smoke-test a version or alias (blocking; runs in a worker thread)."""
+        artifact = self.store.open(self.store.resolve(version) if version is not None else None)
         model = ServingModel.from_artifact(
             artifact,
             hamming_kernel=self.settings.hamming_kernel,
@@ -135,7 +135,8 @@ class ServiceState:
             return loaded
 
     async def follow_store(self) -> None:
-        """Poll the store's current pointer and reload when it names a new, unrefused version.
+        """Poll the store's current pointer (or the alias HASHREC_VERSION names) and reload when it
+        names a new, unrefused version.
 
         Nothing stops the loop but cancellation: an unexpected error is logged and the next poll
         tries again (a follower that died would leave /readyz green and newer versions unread).
@@ -148,9 +149,14 @@ class ServiceState:
             except Exception:
                 log.exception("the store follower failed this poll; it tries again")
 
+    def _followed(self) -> str | None:
+        """What the pinned name (a version stays itself, an alias moves) or current names now."""
+        pinned = self.settings.version
+        return self.store.resolve(pinned) if pinned is not None else self.store.current()
+
     async def _follow_once(self) -> None:
         try:
-            current = await anyio.to_thread.run_sync(self.store.current)
+            current = await anyio.to_thread.run_sync(self._followed)
         except StoreError as err:
             log.warning("cannot read the store's current version: %s", err)
             return

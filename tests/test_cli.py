@@ -456,3 +456,31 @@ def test_serve_refuses_a_store_that_can_never_become_ready(captured_serve, tmp_p
     monkeypatch.delenv("HASHREC_VERSION")
     result, _ = captured_serve(["--store", str(tmp_path / "not-yet")])  # waits for a first version
     assert result.exit_code == 0, result.output
+
+
+def test_serve_refuses_an_unusable_redis_url_in_one_line(captured_serve, tmp_path):
+    """It used to log a traceback in every worker and exit 0."""
+    for url in ("notaurl", "http://cache:6379", "redis//x"):
+        result, _ = captured_serve(["--store", str(tmp_path)], env={"HASHREC_REDIS_URL": url})
+        assert result.exit_code == 2, (url, result.output)
+        assert (
+            result.stderr.startswith(f"error: HASHREC_REDIS_URL={url!r}: ") and result.stderr.count("\n") == 1
+        )
+
+
+def test_serve_resolves_hashrec_version_or_refuses_it_in_one_line(captured_serve, tmp_path, monkeypatch):
+    """A version the store does not hold used to serve 'not ready' forever; an alias was never
+    resolved."""
+    from hashrec.model_store import ModelStore
+
+    from tests.conftest import planted_arrays, publish_arrays
+
+    store = ModelStore(tmp_path / "store")
+    version = publish_arrays(store, planted_arrays(n_users=20, n_items=30))
+    store.promote(version, "production")
+    for name in (version, "production"):
+        result, _ = captured_serve(["--store", str(store.root)], env={"HASHREC_VERSION": name})
+        assert result.exit_code == 0, result.output
+    result, _ = captured_serve(["--store", str(store.root)], env={"HASHREC_VERSION": "nope"})
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: HASHREC_VERSION='nope': no version or alias 'nope'")

@@ -152,3 +152,31 @@ async def test_a_version_without_a_code_projection_serves_visitors_popular_items
             assert answer.json()["model_version"] == version
             strict = await client.post("/v1/recommend", json={**visitor, "strict": True})
             assert strict.status_code == 422 and "cannot encode visitors" in strict.json()["detail"]
+
+
+@pytest.mark.anyio
+async def test_hashrec_version_and_admin_reload_resolve_an_alias_and_follow_it(tmp_path):
+    store = ModelStore(tmp_path / "store")
+    first = publish_arrays(store, planted_arrays())
+    second = publish_arrays(store, planted_arrays(seed=1), make_current=False)
+    store.promote(first, "production")
+    settings = Settings(
+        store=store.root, version="production", poll_interval_s=0.02, cache_enabled=False, admin_token="t"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        state = app.state.service
+        assert state.loaded is not None and state.loaded.version == first
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            store.promote(second, "production")  # the alias moves: the service follows it
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if state.loaded.version == second:
+                    break
+            assert state.loaded.version == second
+            store.promote(first, "canary")
+            reload = await client.post(
+                "/admin/reload", json={"version": "canary"}, headers={"authorization": "Bearer t"}
+            )
+            assert reload.status_code == 200 and reload.json()["model_version"] == first
