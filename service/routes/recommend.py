@@ -117,6 +117,11 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
         metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
 
 
+def _is_answer_tail(value: bytes) -> bool:
+    """Whether a cached value has the shape this route writes (spliced into the answer unparsed)."""
+    return value.startswith(b'{"fallback":') and value.endswith(b"]}")
+
+
 @_query_route("/recommend", RecommendResponse, RecommendRequest)
 async def recommend(request: Request) -> Response:
     """Top-k items: Hamming top-C candidates, then exact inner-product rerank.
@@ -135,8 +140,10 @@ async def recommend(request: Request) -> Response:
         cached_value = await state.cache.get(key)
         metrics.STAGE_CACHE_GET.observe(time.perf_counter() - started)
         if cached_value is not None:
-            metrics.CACHE_HIT.inc()
-            return cached_value, True
+            if _is_answer_tail(cached_value):
+                metrics.CACHE_HIT.inc()
+                return cached_value, True
+            metrics.CACHE_ERRORS.inc()  # not an answer (another writer, cut short): a miss
         metrics.CACHE_MISS.inc()
         pairs, fallback = _answer(loaded, body)
         # The cached value is the answer's JSON tail; a hit splices it in without decoding it.

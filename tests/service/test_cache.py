@@ -105,3 +105,29 @@ def test_no_cache_never_answers():
         assert await cache.get("k") is None
 
     run(check())
+
+
+def test_an_oom_reply_is_counted_in_the_errors_metric(tmp_path):
+    """A Redis at its memory limit (noeviction) answers SET with an OOM error: counted, uncached."""
+    import redis
+
+    from tests.service.redis_server import private_redis_or_skip
+
+    port, process = private_redis_or_skip(str(tmp_path), "to give it a memory limit")
+    try:
+        admin = redis.Redis(port=port)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # below what it uses already: every write is refused
+        before = metrics.CACHE_ERRORS._value.get()
+
+        async def check() -> None:
+            cache = RedisCache(f"redis://127.0.0.1:{port}/0", ttl_s=60, retry_after_s=0.0)
+            await cache.set("k", b"v")
+            assert cache.errors == 1
+            await cache.close()
+
+        run(check())
+        assert metrics.CACHE_ERRORS._value.get() - before == 1
+    finally:
+        process.terminate()
+        process.wait()

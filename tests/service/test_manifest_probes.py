@@ -180,3 +180,29 @@ async def test_hashrec_version_and_admin_reload_resolve_an_alias_and_follow_it(t
                 "/admin/reload", json={"version": "canary"}, headers={"authorization": "Bearer t"}
             )
             assert reload.status_code == 200 and reload.json()["model_version"] == first
+
+
+@pytest.mark.anyio
+async def test_garbage_under_an_answer_key_is_a_counted_cache_error_not_a_broken_body(tmp_path):
+    """The cached value is spliced into the answer; anything that is not an answer's JSON tail
+    (written by another program, or cut short) is a miss and a cache error."""
+    from hashrec.service import metrics
+
+    store = ModelStore(tmp_path / "store")
+    publish_arrays(store, planted_arrays())
+    app = create_app(Settings(store=store.root, poll_interval_s=0))
+    async with app.router.lifespan_context(app):
+        cache = app.state.service.cache
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            body = {"user_id": "u1", "k": 5}
+            first = await client.post("/v1/recommend", json=body)
+            assert first.status_code == 200 and first.json()["cached"] is False
+            (key,) = list(cache._entries)
+            for garbage in (b"garbage", b'{"fallback":false,"items":[{"item_id"', b""):
+                await cache.set(key, garbage)
+                before = metrics.CACHE_ERRORS._value.get()
+                again = await client.post("/v1/recommend", json=body)
+                assert again.status_code == 200 and again.json()["items"] == first.json()["items"]
+                assert again.json()["cached"] is False
+                assert metrics.CACHE_ERRORS._value.get() - before == 1
