@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -73,6 +74,12 @@ class Backend(ABC):
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
         """Whole object; FileNotFoundError if missing."""
+
+    @abstractmethod
+    def read_small(self, key: str, max_bytes: int) -> bytes:
+        """A small metadata object (manifest, checksum, ref), read only if it is a regular file of
+        at most ``max_bytes``; StoreError otherwise (a FIFO would hang the reader, a link to
+        /dev/zero never end), FileNotFoundError if missing."""
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -153,6 +160,26 @@ class LocalBackend(Backend):
 
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    def read_small(self, key: str, max_bytes: int) -> bytes:
+        path = self.path(key)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then names what was opened
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise StoreError(f"{key} in store {self.url} is not a regular file")
+            if info.st_size > max_bytes:
+                raise StoreError(
+                    f"{key} in store {self.url} is {info.st_size} bytes, over the {max_bytes} limit"
+                )
+            with os.fdopen(fd, "rb", closefd=False) as stream:
+                data = stream.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(data) > max_bytes:  # grew while being read
+            raise StoreError(f"{key} in store {self.url} is over the {max_bytes}-byte limit")
+        return data
 
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self.path(key)
@@ -290,6 +317,13 @@ class FsspecBackend(Backend):
     @_remote_errors
     def read_bytes(self, key: str) -> bytes:
         return bytes(self.fs.cat_file(self._p(key)))
+
+    @_remote_errors
+    def read_small(self, key: str, max_bytes: int) -> bytes:
+        data = bytes(self.fs.cat_file(self._p(key), start=0, end=max_bytes + 1))
+        if len(data) > max_bytes:
+            raise StoreError(f"{key} in store {self.url} is over the {max_bytes}-byte limit")
+        return data
 
     @_remote_errors
     def put_bytes(self, key: str, data: bytes) -> None:

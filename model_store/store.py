@@ -47,6 +47,10 @@ CURRENT = "current"
 DEFAULT_STALE_AFTER_S = 3600.0
 #: Remote publish uploads files concurrently in batches of about this many bytes.
 UPLOAD_BATCH_BYTES = 64 << 20
+#: Largest manifest read (a version's lists a few dozen files and its config; 1,000x that margin).
+MAX_MANIFEST_BYTES = 4 << 20
+#: Largest checksum file, ref or pin record read.
+MAX_META_BYTES = 64 << 10
 _RESERVED_FILES = {MANIFEST_NAME, SUMS_NAME}
 
 
@@ -350,7 +354,7 @@ class ModelStore:
     def _read_ref(self, alias: str) -> str | None:
         """Version named by an alias, None if unset."""
         try:
-            raw = self.backend.read_bytes(f"{REFS}/{check_name(alias, 'alias')}")
+            raw = self.backend.read_small(f"{REFS}/{check_name(alias, 'alias')}", MAX_META_BYTES)
         except FileNotFoundError:
             return None
         name = raw.decode(errors="replace").strip()
@@ -485,7 +489,7 @@ class ModelStore:
         out = {}
         for name in self.backend.list_names(PINS):
             try:
-                record = json.loads(self.backend.read_bytes(f"{PINS}/{check_name(name)}"))
+                record = json.loads(self.backend.read_small(f"{PINS}/{check_name(name)}", MAX_META_BYTES))
             except (StoreError, FileNotFoundError):
                 continue
             except ValueError:
@@ -547,7 +551,7 @@ class ModelStore:
         """Parse a version's manifest; newer formats are refused before anything else is read."""
         key = f"{VERSIONS}/{check_name(version)}/{MANIFEST_NAME}"
         try:
-            raw = self.backend.read_bytes(key)
+            raw = self.backend.read_small(key, MAX_MANIFEST_BYTES)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise VersionNotFound(f"version {version!r} not found in {self.url}") from None
         try:
@@ -586,7 +590,7 @@ class ModelStore:
         manifest, raw = self._read_manifest(version)
         prefix = f"{VERSIONS}/{version}"
         try:
-            sums = self.backend.read_bytes(f"{prefix}/{SUMS_NAME}")
+            sums = self.backend.read_small(f"{prefix}/{SUMS_NAME}", MAX_META_BYTES)
         except FileNotFoundError:
             raise CorruptVersion(f"version {version}: {SUMS_NAME} is missing") from None
         if sums.strip() != sums_line(raw).strip():

@@ -7,6 +7,7 @@ import hashlib
 import uuid
 
 import pytest
+from hashrec.model_store import StoreError
 from hashrec.model_store.backends import Backend, FsspecBackend, LocalBackend
 
 from tests.model_store.conftest import BUCKET
@@ -82,3 +83,11 @@ class TestBackendContract:
         with backend.lock(), backend.lock():
             backend.put_bytes("locked", b"ok")
         assert backend.read_bytes("locked") == b"ok"
+
+    def test_read_small_reads_a_small_object_and_refuses_a_large_one(self, backend: Backend):
+        backend.put_bytes("meta/small", b"x" * 10)
+        assert backend.read_small("meta/small", 10) == b"x" * 10
+        with pytest.raises(StoreError, match="limit"):
+            backend.read_small("meta/small", 9)
+        with pytest.raises(FileNotFoundError):
+            backend.read_small("meta/missing", 10)
