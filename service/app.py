@@ -126,13 +126,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # /v1/recommend/ is a 404 naming no such route, not a 307 with an empty body and an http://
         # Location that is wrong behind a TLS proxy.
         redirect_slashes=False,
+        openapi_url=None if settings.docs == "off" else "/openapi.json",
+        docs_url="/docs" if settings.docs == "ui" else None,
+        redoc_url="/redoc" if settings.docs == "ui" else None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
     routers = (health.router, recommend.router, model_info.router, prometheus.router, admin.router)
     for router in routers:
-        app.include_router(router)
+        # the admin routes answer 404 without a token, and are documented only where they work
+        app.include_router(
+            router, include_in_schema=router is not admin.router or settings.admin_token is not None
+        )
     if settings.direct_routes:  # innermost of the middleware below, so CORS and metrics still apply
         handlers = app.exception_handlers
         app.add_middleware(DirectRoutes, routes={"/v1/recommend": recommend.recommend}, handlers=handlers)

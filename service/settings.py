@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="FastAPI's native OpenTelemetry (to the providers configured in the process); off: "
         "FastAPI skips its per-request check for a configured provider.",
     )
+    docs: Literal["off", "schema", "ui"] = Field(
+        "schema",
+        description="schema: /openapi.json only; ui: also /docs and /redoc (they load Swagger UI and "
+        "ReDoc from a CDN); off: neither. The admin routes are in it only with an admin token.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Level of the JSON logs; `hashrec serve --log-level` sets it."
     )

@@ -82,6 +82,16 @@ class ServiceState:
     def __post_init__(self) -> None:
         self.store = ModelStore(self.settings.store)
 
+    def public_reason(self) -> str | None:
+        """Why no model serves, for unauthenticated answers: the store's location (a path, a
+        bucket) is said as "the store"; the log keeps it."""
+        reason = self.not_ready_reason
+        if reason is None:
+            return None
+        for location in sorted({self.store.url, str(self.settings.store)}, key=len, reverse=True):
+            reason = reason.replace(f"store {location}", "the store").replace(location, "the store")
+        return reason
+
     def _build(self, version: str | None) -> Loaded:
         """Verify, load and smoke-test a version or alias (blocking; runs in a worker thread)."""
         artifact = self.store.open(self.store.resolve(version) if version is not None else None)

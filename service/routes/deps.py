@@ -25,7 +25,7 @@ async def get_loaded(state: Annotated[ServiceState, Depends(get_state)]) -> Load
     """The model serving this request; 503 while none is loaded."""
     loaded = state.loaded
     if loaded is None:
-        raise HTTPException(503, f"no model loaded: {state.not_ready_reason}")
+        raise HTTPException(503, f"no model loaded: {state.public_reason()}")
     return loaded
 
 
@@ -45,7 +45,7 @@ def serving(request: Request) -> Serving:
     state: ServiceState = request.app.state.service
     loaded = state.loaded
     if loaded is None:
-        raise HTTPException(503, f"no model loaded: {state.not_ready_reason}")
+        raise HTTPException(503, f"no model loaded: {state.public_reason()}")
     return Serving(state, loaded)
 
 

@@ -22,7 +22,7 @@ async def healthz() -> HealthResponse:
 async def readyz(state: StateDep) -> HealthResponse | JSONResponse:
     """Ready once a verified model is loaded; otherwise 503 with the reason."""
     if state.loaded is None or state.draining:
-        reason = "shutting down" if state.draining else state.not_ready_reason
+        reason = "shutting down" if state.draining else state.public_reason()
         body = HealthResponse(status="not ready", reason=reason)
         return JSONResponse(status_code=503, content=body.model_dump())
     return HealthResponse(status="ready", model_version=state.loaded.model.version)
