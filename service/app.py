@@ -60,7 +60,13 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
+    # close the connection: uvicorn drops it after an unhandled error, and a client's next request
+    # on it would fail too
+    return JSONResponse(
+        status_code=500,
+        content={"detail": "internal error; see the service log"},
+        headers={"connection": "close"},
+    )
 
 
 def install_drain_on_sigterm(state: ServiceState, drain_s: float) -> None:

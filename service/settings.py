@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     max_k: int = Field(1000, ge=1, le=10000, description="Largest k a client may ask for.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get 413.")
     max_batch: int = Field(256, ge=1, le=1000, description="Most users in one /v1/recommend/batch call.")
+    max_batch_results: int = Field(
+        25_600,
+        ge=1,
+        description="Most users x k in one /v1/recommend/batch call (a larger one is a 413): one "
+        "heavy batch must not stall a worker's other requests.",
+    )
     cache_enabled: bool = Field(True, description="False turns answer caching off entirely.")
     cache_size: int = Field(100_000, ge=1, description="Entries in the in-process cache.")
     cache_ttl_s: float = Field(300.0, gt=0, description="Seconds a cached answer lives.")

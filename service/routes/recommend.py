@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from typing import Any
 
+import anyio
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -166,6 +168,13 @@ async def recommend_batch(request: Request) -> BatchResponse:
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
     _check_bounds(state, body, None)
+    results = len(body.user_ids) * body.k
+    if results > state.settings.max_batch_results:
+        raise HTTPException(
+            413,
+            f"user_ids: {len(body.user_ids)} users x k {body.k} = {results} results, over the "
+            f"{state.settings.max_batch_results} a batch may ask",
+        )
     all_rows = loaded.model.user_index.rows(body.user_ids)
     if body.strict and (all_rows < 0).any():
         unknown_id = body.user_ids[int(np.flatnonzero(all_rows < 0)[0])]
@@ -175,11 +184,12 @@ async def recommend_batch(request: Request) -> BatchResponse:
     answers: dict[str, list[tuple[str, float]]] = {}
     if known:
         rows = all_rows[all_rows >= 0]
-        answers = dict(
-            zip(
-                known, loaded.recommender.for_users(rows, body.k, exclude_seen=body.exclude_seen), strict=True
-            )
+        # off the event loop (the kernels release the GIL): a large batch must not hold up the
+        # worker's small requests
+        found = await anyio.to_thread.run_sync(
+            functools.partial(loaded.recommender.for_users, rows, body.k, exclude_seen=body.exclude_seen)
         )
+        answers = dict(zip(known, found, strict=True))
     popular = loaded.recommender.popular(body.k) if len(known) < len(body.user_ids) else []
     metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
     results = [

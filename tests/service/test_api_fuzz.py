@@ -29,7 +29,12 @@ _store_dir = Path(tempfile.mkdtemp(prefix="hashrec-fuzz-"))
 # schema-valid input, which schemathesis reports as positive data rejected.
 app = create_app(
     Settings(
-        store=_store_dir, poll_interval_s=0, admin_token="fuzz-token", max_batch=1000, max_candidates=10_000
+        store=_store_dir,
+        poll_interval_s=0,
+        admin_token="fuzz-token",
+        max_batch=1000,
+        max_candidates=10_000,
+        max_batch_results=1000 * 10_000,
     )
 )
 # An oversized body (a schema-violating exclude_items of megabytes) is rightly refused with 413
