@@ -168,11 +168,11 @@ async def recommend_batch(request: Request) -> BatchResponse:
     if len(body.user_ids) > state.settings.max_batch:
         raise HTTPException(413, f"user_ids: at most {state.settings.max_batch} users per batch")
     _check_bounds(state, body, None)
-    results = len(body.user_ids) * body.k
-    if results > state.settings.max_batch_results:
+    asked = len(body.user_ids) * body.k
+    if asked > state.settings.max_batch_results:
         raise HTTPException(
             413,
-            f"user_ids: {len(body.user_ids)} users x k {body.k} = {results} results, over the "
+            f"user_ids: {len(body.user_ids)} users x k {body.k} = {asked} results, over the "
             f"{state.settings.max_batch_results} a batch may ask",
         )
     all_rows = loaded.model.user_index.rows(body.user_ids)
