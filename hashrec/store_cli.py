@@ -269,8 +269,8 @@ def store_promote(
     model_store = _open_store(store)
     with _reported():
         name = model_store.resolve(version)
-        check_recommender(model_store.open(name))  # what the service reads: types and shapes
-        previous = model_store.promote(name, alias)
+        # checksums, then what the service reads (types and shapes), before the alias moves
+        previous = model_store.promote(name, alias, check=check_recommender)
     if as_json:
         emit({"alias": alias, "version": name, "previous": previous})
     else:

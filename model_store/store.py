@@ -19,7 +19,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -405,16 +405,25 @@ class ModelStore:
             raise VersionNotFound(f"no version or alias {name!r} in store {self.url}")
         return target
 
-    def promote(self, version: str, alias: str = CURRENT) -> str | None:
+    def promote(
+        self, version: str, alias: str = CURRENT, check: Callable[[Artifact], object] | None = None
+    ) -> str | None:
         """Point ``alias`` at ``version`` after verifying it; returns what it named before.
+
+        ``check``, if given, also inspects the verified version (opened on local disk) before the
+        alias moves, and refuses it by raising; the version is hashed once either way.
 
         Raises
         ------
         VersionNotFound, CorruptVersion, UnsupportedFormat
-            The version is missing or fails verification; nothing changes.
+            The version is missing or fails verification (or ``check``); nothing changes.
         """
         check_name(alias, "alias")
-        self.verify(version)  # outside the lock: re-hashing a large version may take a while
+        # outside the lock: re-hashing a large version may take a while
+        if check is None:
+            self.verify(version)
+        else:
+            check(self.open(version))  # open verifies
         with self._lock():
             if not self._version_exists(version):  # deleted meanwhile
                 raise VersionNotFound(f"version {version!r} not found in {self.url}")
