@@ -57,10 +57,18 @@ def index(
     split: SplitOpt = "auto",
     test_fraction: Annotated[float, typer.Option(min=0.01, max=0.9)] = 0.2,
     encoder: Annotated[
-        str, typer.Option(help="gfcf (closed-form graph filter, no training), lightgcn or mf.")
-    ] = "gfcf",
+        str,
+        typer.Option(
+            help="walk (compact: the graph walk, no vectors), gfcf (closed-form graph filter), lightgcn or mf."
+        ),
+    ] = "walk",
     dim: Annotated[
-        int | None, typer.Option(min=2, max=4096, help="Default: 64; gfcf chooses its rank on a holdout.")
+        int | None,
+        typer.Option(
+            min=2,
+            max=4096,
+            help="Default: 64; gfcf chooses its rank on a holdout; walk: its codes' feature rank (1,536).",
+        ),
     ] = None,
     spectral_power: Annotated[
         float | None,

@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from hashrec.indexer.quantizers import QUANTIZERS, QuantizerName
 from hashrec.retrieval.query_codes import TRANSFORMS, Transform
 
-EncoderName = Literal["gfcf", "lightgcn", "mf"]
+EncoderName = Literal["walk", "gfcf", "lightgcn", "mf"]
 CompressionMethod = Literal[
     "full",
     "hash",
@@ -41,12 +41,14 @@ def _choose(option: str, value: object, allowed: tuple[object, ...]) -> None:
 class EncoderConfig:
     """Which encoder learns the user and item vectors, and its training options.
 
+    ``walk`` (the default) serves the graph walk of ``retrieval.walk`` with no vectors; its ``dim``
+    is the rank of the spectral features its codes are learned from (0: up to 1,536).
     ``dim`` 0 means chosen on a holdout (gfcf) or 64 (trained encoders); ``batch_size`` 0 about 50
     steps per epoch; ``lr`` 0 the encoder's own default (1e-2 LightGCN, 5e-3 MF).
     ``spectral_power`` None: gfcf chooses it on a holdout. ``val_fraction`` 0 disables early stopping.
     """
 
-    name: EncoderName = "gfcf"  # best measured within the CPU budget; see benchmarks/quality.md
+    name: EncoderName = "walk"  # compact and the best measured within the CPU budget; benchmarks/compact.md
     dim: int = 0
     spectral_power: float | None = None
     layers: int = 3
@@ -162,6 +164,8 @@ class IndexConfig:
                 f"--compression needs a trained encoder ({' or '.join(TRAINED_ENCODERS)}), "
                 f"not {self.encoder.name!r}"
             )
+        if self.encoder.name == "walk" and (self.serving.rerank_float16 or self.serving.rerank_int8):
+            raise ValueError("--rerank-float16 / --rerank-int8 need vectors; --encoder walk has none")
 
     def record(self) -> dict[str, object]:
         """The manifest's ``config``: the flat option names ``hashrec index`` takes."""

@@ -8,12 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.search import (
-    ExactSearcher,
-    HammingSearcher,
-    Searcher,
-    two_stage_searcher,
-)
+from hashrec.retrieval.search import Searcher, WalkSearcher, reference_searchers
 
 
 def align_to_model(
@@ -56,15 +51,11 @@ def evaluate_model(
         C, the Hamming candidates reranked by the served ranking.
     ks : iterable of int
     """
-    searchers: dict[str, Searcher] = {
-        "full": ExactSearcher(model),
-        "hamming": HammingSearcher(model),
-        "served": two_stage_searcher(model, candidates=candidates),
-    }
+    searchers = reference_searchers(model, candidates)
     result: dict[str, object] = {"bits": model.bits, "candidates": candidates}
     for name, searcher in searchers.items():
 
-        def rank(users: np.ndarray, k: int, searcher: Searcher = searcher) -> np.ndarray:
+        def rank(users: np.ndarray, k: int, searcher: Searcher | WalkSearcher = searcher) -> np.ndarray:
             return searcher.search_users(users, k).items
 
         result[name] = evaluate_rankings(rank, test, ks=ks, batch_size=batch_size)

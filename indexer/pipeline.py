@@ -118,28 +118,51 @@ def serving_arrays(
     """RECOMMENDER_ARRAYS from a training matrix, vectors and a quantizer (which is fitted here);
     ids default to ``u<row>`` and ``i<row>``."""
     user_codes, item_codes = quantizer.encode(users, items, train)
-    indptr, indices = seen_csr(train)
-    n_users, n_items = train.shape
     return {
-        "user_ids": np.asarray(
-            user_ids if user_ids is not None else [f"u{i}" for i in range(n_users)], dtype=str
-        ),
-        "item_ids": np.asarray(
-            item_ids if item_ids is not None else [f"i{i}" for i in range(n_items)], dtype=str
-        ),
+        **graph_arrays(train, user_ids, item_ids),
         "user_embeddings": users.astype(np.float32),
         "item_embeddings": items.astype(np.float32),
         "user_codes": user_codes,
         "item_codes": item_codes,
-        "seen_indptr": indptr,
-        "seen_indices": indices,
-        "item_popularity": np.asarray(train.sum(axis=0)).ravel().astype(np.int64),
         "code_projection": quantizer.projection,
     }
 
 
+def id_array(ids: np.ndarray | None, prefix: str, n: int) -> np.ndarray:
+    """Ids as UTF-8 bytes (format 2: one byte an ASCII character, not four); ``prefix<row>`` by default."""
+    values = np.asarray(ids if ids is not None else [f"{prefix}{i}" for i in range(n)], dtype=str)
+    return np.char.encode(values, "utf-8") if len(values) else np.zeros(0, dtype="S1")
+
+
+def graph_arrays(
+    train: sp.csr_matrix, user_ids: np.ndarray | None = None, item_ids: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays every layout holds besides the codes: ids, each user's training items, popularity."""
+    indptr, indices = seen_csr(train)
+    n_users, n_items = train.shape
+    return {
+        "user_ids": id_array(user_ids, "u", n_users),
+        "item_ids": id_array(item_ids, "i", n_items),
+        "seen_indptr": indptr,
+        "seen_indices": indices,
+        "item_popularity": np.asarray(train.sum(axis=0)).ravel().astype(np.int64),
+    }
+
+
+def walk_model(
+    data: Interactions, cfg: IndexConfig, quantizer: Quantizer
+) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """The walk layout's arrays and the config entries its service reads (layout, exponents)."""
+    from hashrec.indexer.walk import WalkFitConfig, fit_walk
+
+    fit_cfg = WalkFitConfig(feature_dim=cfg.encoder.dim, seed=cfg.seed)
+    own, exponents, record = fit_walk(data.train, quantizer, fit_cfg)
+    arrays = {**graph_arrays(data.train, data.user_ids, data.item_ids), **own}
+    return arrays, {"layout": "walk", "walk": asdict(exponents), "encoder_config": record}
+
+
 def item_index(
-    arrays: dict[str, np.ndarray], cfg: IndexConfig
+    arrays: dict[str, np.ndarray], cfg: IndexConfig, user_codes: np.ndarray
 ) -> tuple[faiss.IndexBinary, dict[str, object]]:
     """The binary item index for the catalogue size (``cfg.serving.binary_index``), and what was chosen.
 
@@ -150,7 +173,7 @@ def item_index(
     index = build_binary_index(codes, cfg.serving.binary_index, nprobe=1, seed=cfg.seed)
     info: dict[str, object] = {"kind": index_kind(index)}
     if info["kind"] == "ivf":
-        users = arrays["user_codes"]
+        users = user_codes
         sample = np.random.default_rng(cfg.seed).permutation(len(users))[:500]
         k = min(cfg.serving.candidates, len(codes))
         nprobe, recall = tune_nprobe(index, codes, users[np.sort(sample)], k, target=0.95)
@@ -167,17 +190,33 @@ def build_index(
     rebuild the same split.
     """
     started = time.perf_counter()
-    users, items, encoder_config = train_embeddings(data, cfg)
-    train_seconds = time.perf_counter() - started
     quantizer = make_quantizer(cfg)
-    arrays = recommender_arrays(data, users, items, quantizer)
-    if cfg.serving.rerank_float16:
-        arrays["item_embeddings_f16"] = arrays["item_embeddings"].astype(np.float16)
-    if cfg.serving.rerank_int8:
-        codes8, scale8 = quantize_int8(arrays["item_embeddings"])
-        arrays["item_embeddings_i8"], arrays["item_embeddings_i8_scale"] = codes8, scale8
-    index, index_info = item_index(arrays, cfg)
-    model = ServingModel.from_arrays("unpublished", arrays, binary_index=index)
+    if cfg.encoder.name == "walk":
+        arrays, model_config = walk_model(data, cfg, quantizer)
+        train_seconds = time.perf_counter() - started
+        probe = ServingModel.from_arrays("unpublished", arrays, manifest={"config": model_config})
+        assert probe.walk is not None
+        sample = np.random.default_rng(cfg.seed).permutation(probe.n_users)[:500]
+        user_codes = np.vstack([probe.walk.query_code(probe.seen(int(u))) for u in np.sort(sample)])
+    else:
+        users, items, encoder_config = train_embeddings(data, cfg)
+        train_seconds = time.perf_counter() - started
+        arrays = recommender_arrays(data, users, items, quantizer)
+        if cfg.serving.rerank_float16:
+            arrays["item_embeddings_f16"] = arrays["item_embeddings"].astype(np.float16)
+        if cfg.serving.rerank_int8:
+            codes8, scale8 = quantize_int8(arrays["item_embeddings"])
+            arrays["item_embeddings_i8"], arrays["item_embeddings_i8_scale"] = codes8, scale8
+        user_codes = arrays["user_codes"]
+        model_config = {
+            # method, budget, rows and real parameter count of the embedding tables
+            **({"table": encoder_config["table"]} if "table" in encoder_config else {}),
+            "encoder_config": encoder_config,
+        }
+    index, index_info = item_index(arrays, cfg, user_codes)
+    model = ServingModel.from_arrays(
+        "unpublished", arrays, binary_index=index, manifest={"config": model_config}
+    )
     metrics = evaluate_model(model, data.test, candidates=cfg.serving.candidates, ks=(20,))
     metrics["train_seconds"] = round(train_seconds, 1)
     index_bytes = faiss.serialize_index_binary(model.binary_index).tobytes()
@@ -197,9 +236,7 @@ def build_index(
         },
         config={
             **cfg.record(),
-            # method, budget, rows and real parameter count of the embedding tables
-            **({"table": encoder_config["table"]} if "table" in encoder_config else {}),
-            "encoder_config": encoder_config,
+            **model_config,
             "quantizer": quantizer.config(),
             "item_index": index_info,
         },

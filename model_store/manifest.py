@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The on-disk format this code writes. Readers accept every version up to this one.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 #: sha256 of manifest.json, in ``sha256sum -c`` format.
 SUMS_NAME = "manifest.sha256"

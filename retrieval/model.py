@@ -13,7 +13,15 @@ from hashrec.model_store import Artifact, CorruptVersion
 from hashrec.retrieval.ids import IdIndex
 from hashrec.retrieval.kernels import hamming_knn_kernel, kernels_available
 from hashrec.retrieval.query_codes import Transform
-from hashrec.retrieval.schema import ITEM_INDEX_FILE, check_recommender, query_encoding
+from hashrec.retrieval.schema import (
+    ITEM_INDEX_FILE,
+    Layout,
+    check_recommender,
+    layout_of,
+    query_encoding,
+    walk_exponents,
+)
+from hashrec.retrieval.walk import GraphWalk
 
 #: Catalogues at least this large get a binary IVF index by default (``kind="auto"``). Measured
 #: here (benchmarks/serving.md): at 40k items the flat scan beats every approximate index, at 1M
@@ -154,11 +162,10 @@ class ServingModel:
         # Plain ndarray views of the (mmapped) arrays: the same shared pages, without np.memmap's
         # per-indexing overhead (about 7 us per lookup, 5 lookups per request).
         a = {name: np.asarray(value) for name, value in self.arrays.items()}
+        config = self.manifest.get("config") or {}
+        self.layout: Layout = layout_of(self.version, config)
         self.user_ids: np.ndarray = a["user_ids"]
         self.item_ids: np.ndarray = a["item_ids"]
-        self.user_embeddings: np.ndarray = a["user_embeddings"]
-        self.item_embeddings: np.ndarray = a["item_embeddings"]
-        self.user_codes: np.ndarray = a["user_codes"]
         self.item_codes: np.ndarray = a["item_codes"]
         self.seen_indptr: np.ndarray = np.asarray(a["seen_indptr"])
         self.seen_indices: np.ndarray = a["seen_indices"]
@@ -166,8 +173,23 @@ class ServingModel:
         self.user_index = IdIndex(self.user_ids)
         self.item_index = IdIndex(self.item_ids)
         self.bits = self.item_codes.shape[1] * 8
+        #: The walk scorer (walk layout), None for the embedding layout.
+        self.walk: GraphWalk | None = None
+        if self.layout == "walk":
+            self.walk = GraphWalk(
+                (self.seen_indptr, self.seen_indices),
+                (a["item_users_indptr"], a["item_users_indices"]),
+                a["query_weights"],
+                walk_exponents(self.version, config),
+            )
+            empty = np.empty((len(self.user_ids), 0), np.float32)
+            a.update(user_embeddings=empty, item_embeddings=np.empty((len(self.item_ids), 0), np.float32))
+            a["user_codes"] = np.empty((len(self.user_ids), 0), np.uint8)
+        # Embedding layout only (zero-width under the walk layout, which has no vectors).
+        self.user_embeddings: np.ndarray = a["user_embeddings"]
+        self.item_embeddings: np.ndarray = a["item_embeddings"]
+        self.user_codes: np.ndarray = a["user_codes"]
         self.code_projection: np.ndarray | None = a.get("code_projection")
-        config = self.manifest.get("config") or {}
         self.code_transform: Transform = query_encoding(self.version, config, a, self.bits)
         popularity = np.asarray(self.item_popularity)
         # Most popular first; enough for any k plus exclusions, without a full sort per request.
@@ -241,6 +263,15 @@ class ServingModel:
             raise CorruptVersion(f"version {artifact.version}: {ITEM_INDEX_FILE} disagrees with item_codes")
         summary = artifact.manifest.model_dump(exclude={"files"})
         return cls(version=artifact.version, arrays=arrays, binary_index=index, manifest=summary, **options)
+
+    @property
+    def encodes_histories(self) -> bool:
+        """True where a visitor's history can be coded (a walk model, or a code projection)."""
+        return self.walk is not None or self.code_projection is not None
+
+    def item_labels(self, rows: np.ndarray) -> list[str]:
+        """External ids of item rows, as str whatever the artifact's id dtype."""
+        return self.item_index.labels(rows)
 
     @property
     def n_users(self) -> int:

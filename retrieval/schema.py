@@ -1,29 +1,45 @@
-"""Fixed array names and dtypes of a recommender version (format_version 1).
+"""Fixed array names and dtypes of a recommender version, per layout.
 
-Both sides use these names: the indexer writes them, the service reads them.
+Both sides use these names: the indexer writes them, the service reads them. A version's
+``config.layout`` names its layout: ``embedding`` (format_version 1's only one, the default when
+absent): user and item vectors, the rerank an inner product; ``walk`` (format_version 2's
+default): no vectors, the rerank the graph walk of ``retrieval.walk``. Ids are fixed-width
+unicode (format 1) or UTF-8 bytes (format 2); both are read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from hashrec.model_store.errors import CorruptVersion
 from hashrec.model_store.store import Artifact
 from hashrec.retrieval.query_codes import TRANSFORMS, Transform
+from hashrec.retrieval.walk import WALK_ARRAYS, WalkExponents
 
-#: name -> (dtype kind or exact dtype, number of dimensions)
-RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {
-    "user_ids": ("U", 1),  # external id of each user row
-    "item_ids": ("U", 1),  # external id of each item row
-    "user_embeddings": ("float32", 2),  # (n_users, dim), the rerank query
-    "item_embeddings": ("float32", 2),  # (n_items, dim), the rerank target
-    "user_codes": ("uint8", 2),  # (n_users, bits / 8), the Hamming query
+Layout = Literal["embedding", "walk"]
+LAYOUTS: tuple[Layout, ...] = ("embedding", "walk")
+
+#: name -> (dtype kind or exact dtype, number of dimensions); "ids": unicode or UTF-8 bytes
+SHARED_ARRAYS: dict[str, tuple[str, int]] = {
+    "user_ids": ("ids", 1),  # external id of each user row
+    "item_ids": ("ids", 1),  # external id of each item row
     "item_codes": ("uint8", 2),  # (n_items, bits / 8), also held by the faiss index
     "seen_indptr": ("int64", 1),  # CSR of each user's training items
     "seen_indices": ("int32", 1),
     "item_popularity": ("int64", 1),  # training interactions per item
+}
+#: the embedding layout
+RECOMMENDER_ARRAYS: dict[str, tuple[str, int]] = {
+    **SHARED_ARRAYS,
+    "user_embeddings": ("float32", 2),  # (n_users, dim), the rerank query
+    "item_embeddings": ("float32", 2),  # (n_items, dim), the rerank target
+    "user_codes": ("uint8", 2),  # (n_users, bits / 8), the Hamming query
+}
+LAYOUT_ARRAYS: dict[Layout, dict[str, tuple[str, int]]] = {
+    "embedding": RECOMMENDER_ARRAYS,
+    "walk": {**SHARED_ARRAYS, **WALK_ARRAYS},
 }
 #: arrays a version may also hold: name -> (dtype, number of dimensions)
 OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
@@ -33,6 +49,25 @@ OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "item_embeddings_i8_scale": ("float32", 1),  # (dim,): ... times these per-dimension scales
 }
 ITEM_INDEX_FILE = "item_codes.faissindex"
+
+
+def layout_of(version: str, config: Mapping[str, Any]) -> Layout:
+    """The version's layout (``config.layout``, ``embedding`` when absent); CorruptVersion if unknown."""
+    layout = config.get("layout", "embedding")
+    if layout not in LAYOUTS:
+        raise CorruptVersion(f"version {version}: config.layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    return layout  # type: ignore[no-any-return]
+
+
+def walk_exponents(version: str, config: Mapping[str, Any]) -> WalkExponents:
+    """The walk layout's ``config.walk`` exponents; CorruptVersion naming what is wrong."""
+    record = config.get("walk")
+    if not isinstance(record, Mapping):
+        raise CorruptVersion(f"version {version}: config.walk is missing or not an object")
+    try:
+        return WalkExponents.from_record(record)
+    except (TypeError, ValueError) as error:
+        raise CorruptVersion(f"version {version}: config.walk: {error}") from None
 
 
 def query_encoding(
@@ -72,40 +107,71 @@ def query_encoding(
     return transform  # type: ignore[no-any-return]
 
 
+def _dtype_ok(array: np.ndarray, dtype: str) -> bool:
+    if dtype == "ids":
+        return array.dtype.kind in "US"
+    return array.dtype == np.dtype(dtype)
+
+
+def _check_graph(version: str, indptr: np.ndarray, indices: np.ndarray, n_rows: int, n_cols: int, name: str) -> None:
+    """A CSR that is safe to index with: n_rows + 1 offsets from 0 to nnz, non-decreasing, entries in range."""
+    if indptr.shape != (n_rows + 1,) or int(indptr[0]) != 0 or int(indptr[-1]) != len(indices):
+        raise CorruptVersion(f"version {version}: {name}_indptr does not run from 0 to nnz over {n_rows} rows")
+    if (np.diff(indptr) < 0).any():
+        raise CorruptVersion(f"version {version}: {name}_indptr decreases")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
+        raise CorruptVersion(f"version {version}: {name}_indices has entries outside 0..{n_cols - 1}")
+
+
 def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
-    """Load every recommender array (mmapped), and the optional ones present, and check names,
-    dtypes and shapes agree.
+    """Load every array of the version's layout (mmapped), and the optional ones present, and
+    check names, dtypes and shapes agree.
 
     Raises
     ------
     CorruptVersion
         Naming the first array that is missing or inconsistent.
     """
-    arrays = {name: artifact.array(name) for name in RECOMMENDER_ARRAYS}
-    for name, (dtype, ndim) in RECOMMENDER_ARRAYS.items():
+    version, config = artifact.version, artifact.manifest.config
+    layout = layout_of(version, config)
+    wanted = LAYOUT_ARRAYS[layout]
+    arrays = {name: artifact.array(name) for name in wanted}
+    for name, (dtype, ndim) in wanted.items():
         array = arrays[name]
-        ok_dtype = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
-        if not ok_dtype or array.ndim != ndim:
+        if not _dtype_ok(array, dtype) or array.ndim != ndim:
+            expected = "unicode or bytes" if dtype == "ids" else dtype
             raise CorruptVersion(
-                f"version {artifact.version}: {name} is {array.dtype}[{array.ndim}d], "
-                f"expected {dtype}[{ndim}d]"
+                f"version {version}: {name} is {array.dtype}[{array.ndim}d], expected {expected}[{ndim}d]"
             )
     n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
-    code_bytes = artifact.manifest.bits // 8
+    bits = artifact.manifest.bits
     expected = {
-        "user_embeddings": (n_users, arrays["item_embeddings"].shape[1]),
-        "item_embeddings": (n_items, arrays["user_embeddings"].shape[1]),
-        "user_codes": (n_users, code_bytes),
-        "item_codes": (n_items, code_bytes),
+        "item_codes": (n_items, bits // 8),
         "seen_indptr": (n_users + 1,),
         "item_popularity": (n_items,),
     }
+    if layout == "embedding":
+        expected.update(
+            user_embeddings=(n_users, arrays["item_embeddings"].shape[1]),
+            item_embeddings=(n_items, arrays["user_embeddings"].shape[1]),
+            user_codes=(n_users, bits // 8),
+        )
+    else:
+        expected["query_weights"] = (n_items, bits)
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise CorruptVersion(
-                f"version {artifact.version}: {name} has shape {arrays[name].shape}, expected {shape}"
-            )
-    for name, (dtype, ndim) in OPTIONAL_ARRAYS.items():
+            raise CorruptVersion(f"version {version}: {name} has shape {arrays[name].shape}, expected {shape}")
+    if layout == "walk":
+        walk_exponents(version, config)
+        _check_graph(version, arrays["seen_indptr"], arrays["seen_indices"], n_users, n_items, "seen")
+        _check_graph(
+            version, arrays["item_users_indptr"], arrays["item_users_indices"], n_items, n_users, "item_users"
+        )
+        if len(arrays["item_users_indices"]) != len(arrays["seen_indices"]):
+            raise CorruptVersion(f"version {version}: item_users and seen do not hold the same interactions")
+        if not np.isfinite(arrays["query_weights"]).all():
+            raise CorruptVersion(f"version {version}: query_weights holds NaN or infinity")
+    for name, (dtype, ndim) in OPTIONAL_ARRAYS.items() if layout == "embedding" else ():
         if artifact.has(f"{name}.npy"):
             arrays[name] = artifact.array(name)
             if arrays[name].dtype != np.dtype(dtype) or arrays[name].ndim != ndim:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from hashrec.retrieval.kernels import (
@@ -18,44 +17,43 @@ from hashrec.retrieval.kernels import (
     two_stage_query_kernel,
     two_stage_user_kernel,
 )
+from hashrec.retrieval.candidates import (
+    NO_ROWS,
+    Found,
+    SearchResult,
+    found_row,
+    mask_invalid,
+    pad_result,
+    sorted_exclusions,
+    candidate_count,
+    hamming_candidates,
+)
 from hashrec.retrieval.model import ServingModel, rows_sorted
+from hashrec.retrieval.query_codes import query_codes
 from hashrec.retrieval.topk import top_k
+from hashrec.retrieval.walk_search import (
+    WalkExactSearcher,
+    WalkHammingSearcher,
+    WalkSearcher,
+    WalkTwoStageSearcher,
+)
 
-_EMPTY = np.empty(0, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Item rows (int64, -1 where fewer than k exist) and scores (float32, -inf there), (n, k)."""
-
-    items: np.ndarray
-    scores: np.ndarray
-
-
-def _pad(result: SearchResult, k: int) -> SearchResult:
-    """Widen a result to k columns with (-1, -inf)."""
-    missing = k - result.items.shape[1]
-    if missing <= 0:
-        return result
-    n = result.items.shape[0]
-    items = np.hstack([result.items, np.full((n, missing), -1, dtype=np.int64)])
-    scores = np.hstack([result.scores, np.full((n, missing), -np.inf, dtype=np.float32)])
-    return SearchResult(items, scores)
+def pack_query_codes(model: ServingModel, vectors: np.ndarray) -> np.ndarray:
+    """Binary codes for query (user-side) vectors by the artifact's own quantizer rule."""
+    if model.code_projection is None:
+        raise ValueError(f"model {model.version} has no code_projection; it cannot encode new queries")
+    return query_codes(vectors, model.code_projection, model.code_transform)
 
 
-def _mask_invalid(items: np.ndarray, scores: np.ndarray) -> SearchResult:
-    scores = scores.astype(np.float32, copy=False)
-    items = np.where(np.isfinite(scores), items, -1).astype(np.int64)
-    return SearchResult(items, scores)
+def history_vector(model: ServingModel, item_rows: np.ndarray) -> np.ndarray:
+    """A visitor's query vector from recent items: the degree-normalized sum of their vectors.
 
-
-Found = tuple[np.ndarray, np.ndarray]
-"""One query's answer: valid item rows (int64) and their scores (float32), best first."""
-
-
-def _found(result: SearchResult, row: int = 0) -> Found:
-    valid = result.items[row] >= 0
-    return result.items[row][valid], result.scores[row][valid]
+    This is LightGCN's aggregation rule (each neighbour weighted 1 / sqrt(degree)); the overall
+    scale does not change an inner-product ranking.
+    """
+    degree = np.maximum(np.asarray(model.item_popularity[item_rows], dtype=np.float32), 1.0)
+    vectors = np.asarray(model.item_embeddings[item_rows], dtype=np.float32)
+    return (vectors / np.sqrt(degree)[:, None]).sum(axis=0, keepdims=True)
 
 
 class Searcher(ABC):
@@ -110,7 +108,7 @@ class Searcher(ABC):
         """Top-k for known users by row, excluding their training items (``exclude_seen``) and
         the item rows ``exclude_items`` (every user)."""
         rows = np.asarray(user_rows, dtype=np.int64)
-        extra = np.asarray(exclude_items, dtype=np.int64) if exclude_items is not None else _EMPTY
+        extra = np.asarray(exclude_items, dtype=np.int64) if exclude_items is not None else NO_ROWS
         exclude = None
         if exclude_seen:
             seen = [self.model.seen(int(r)) for r in rows]
@@ -138,7 +136,7 @@ class Searcher(ABC):
         result = self.search_users(
             np.array([row]), k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
         )
-        return _found(result)
+        return found_row(result)
 
     def search_query(
         self,
@@ -153,7 +151,7 @@ class Searcher(ABC):
         excluding the item rows ``exclude``; valid rows only."""
         rows = [np.unique(np.asarray(exclude, dtype=np.int64))] if exclude is not None else None
         result = self.search(vector[None, :], code[None, :], k, exclude=rows, candidates=candidates)
-        return _found(result)
+        return found_row(result)
 
 
 class ExactSearcher(Searcher):
@@ -165,95 +163,7 @@ class ExactSearcher(Searcher):
             for row, items in enumerate(exclude):
                 scores[row, items] = -np.inf
         items, values = top_k(scores, k)
-        return _pad(_mask_invalid(items, values), k)
-
-
-def _exclusion_keys(exclude: Sequence[np.ndarray], n: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted keys ``query * n_items + row`` of every query's exclusions, and each query's count."""
-    if n == 1:  # one query (most requests): its own rows, sorted
-        keys = np.sort(np.asarray(exclude[0], dtype=np.int64))
-        return keys, np.array([len(keys)], np.int64)
-    lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
-    if not lengths.any():
-        return _EMPTY, lengths
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    return np.sort(owner * n_items + np.concatenate(list(exclude)).astype(np.int64, copy=False)), lengths
-
-
-def _excluded_mask(items: np.ndarray, exclude: Sequence[np.ndarray], n_items: int) -> np.ndarray:
-    """True where ``items[row, j]`` is in ``exclude[row]``: one sorted-key searchsorted, no row loop."""
-    n = items.shape[0]
-    keys, _ = _exclusion_keys(exclude, n, n_items)
-    if not len(keys):
-        return np.zeros(items.shape, dtype=bool)
-    query = items if n == 1 else np.arange(n, dtype=np.int64)[:, None] * n_items + items
-    pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
-    return (keys[pos] == query) & (items >= 0)
-
-
-def _sorted_exclusions(
-    exclude: Sequence[np.ndarray] | None, n: int, n_items: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exclusions as CSR (indptr, rows int64), each query's rows sorted, for the fused kernel."""
-    if exclude is None:
-        return np.zeros(n + 1, np.int64), _EMPTY
-    keys, lengths = _exclusion_keys(exclude, n, n_items)
-    ptr = np.concatenate([[0], np.cumsum(lengths)])
-    if n == 1 or not len(keys):
-        return ptr, keys
-    # keys sort by query first, so subtracting each query's offset in CSR order leaves its rows
-    return ptr, keys - np.repeat(np.arange(n, dtype=np.int64), lengths) * n_items
-
-
-def _first_kept(
-    items: np.ndarray, distances: np.ndarray, keep: np.ndarray, n_candidates: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first n_candidates kept columns of each row, left-aligned and padded (-1, int32 max)."""
-    n = items.shape[0]
-    if items.shape[1] >= n_candidates and keep.all():  # nothing excluded or missing: no copy
-        return items[:, :n_candidates], distances[:, :n_candidates], np.full(n, n_candidates)
-    rank = np.cumsum(keep, axis=1) - 1
-    rows, cols = np.nonzero(keep & (rank < n_candidates))
-    out_items = np.full((n, n_candidates), -1, dtype=np.int64)
-    out_dist = np.full((n, n_candidates), np.iinfo(np.int32).max, dtype=np.int32)
-    out_items[rows, rank[rows, cols]] = items[rows, cols]
-    out_dist[rows, rank[rows, cols]] = distances[rows, cols]
-    return out_items, out_dist, np.minimum(keep.sum(axis=1), n_candidates)
-
-
-def hamming_candidates(
-    model: ServingModel, codes: np.ndarray, n_candidates: int, exclude: Sequence[np.ndarray] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The n_candidates nearest items by Hamming distance that are not excluded.
-
-    The search asks for ``n_candidates`` plus the largest exclusion list, so excluded (seen)
-    items never eat the candidate budget. An approximate (IVF) index can return fewer than
-    asked when its probed lists run short; those rows are searched again with 4x the probes,
-    up to every list (an exact scan), so a row is short only when the catalogue itself is.
-    Returns item rows (-1 padded) and distances, nearest first, ties by item row.
-    """
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
-    extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
-    fetch = min(model.n_items, n_candidates + extra)
-    distances, items = model.hamming_knn(codes, fetch)
-    keep = items >= 0
-    if extra:
-        keep &= ~_excluded_mask(items, exclude, model.n_items)  # type: ignore[arg-type]
-    out_items, out_dist, counts = _first_kept(items, distances, keep, n_candidates)
-    if model.index_kind != "ivf":
-        return out_items, out_dist
-    nprobe, nlist = int(model.binary_index.nprobe), int(model.binary_index.nlist)
-    short = (counts < n_candidates) & (items < 0).any(axis=1)
-    while nprobe < nlist and short.any():
-        nprobe = min(nlist, nprobe * 4)
-        rows = np.flatnonzero(short)
-        distances, items = model.hamming_knn(codes[rows], fetch, nprobe=nprobe)
-        keep = items >= 0
-        if extra:
-            keep &= ~_excluded_mask(items, [exclude[int(r)] for r in rows], model.n_items)  # type: ignore[index]
-        out_items[rows], out_dist[rows], counts[rows] = _first_kept(items, distances, keep, n_candidates)
-        short[rows] = (counts[rows] < n_candidates) & (items < 0).any(axis=1)
-    return out_items, out_dist
+        return pad_result(mask_invalid(items, values), k)
 
 
 class HammingSearcher(Searcher):
@@ -262,7 +172,7 @@ class HammingSearcher(Searcher):
     def search(self, vectors, codes, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         items, distances = hamming_candidates(self.model, codes, k, exclude)
         scores = np.where(items >= 0, -distances.astype(np.float32), -np.inf)
-        return _mask_invalid(items, scores)
+        return mask_invalid(items, scores)
 
 
 class TwoStageSearcher(Searcher):
@@ -301,10 +211,23 @@ class TwoStageSearcher(Searcher):
     def n_candidates(self, k: int, candidates: int | None = None) -> int:
         """C for a request of k items: never below k; a request's own ``candidates`` if given,
         else the searcher's, never above max_candidates."""
-        if candidates is not None:
-            return max(k, candidates)
-        wanted = self.candidates if self.candidates is not None else k * self.oversample
-        return max(k, min(wanted, self.max_candidates))
+        return candidate_count(k, candidates, self.candidates, self.oversample, self.max_candidates)
+
+    def search_history(
+        self,
+        item_rows: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> Found:
+        """Top-k for a visitor known only by recent item rows, by the model's own query rule."""
+        vector = history_vector(self.model, item_rows)
+        code = pack_query_codes(self.model, vector)
+        extra = exclude_items if exclude_items is not None else NO_ROWS
+        exclude = np.concatenate([item_rows, extra]) if exclude_seen else extra  # search_query sorts it
+        return self.search_query(vector[0], code[0], k, exclude=exclude, candidates=candidates)
 
     def _query(self, vectors: np.ndarray) -> np.ndarray:
         """Query vectors as the rerank scores them: float32, times the int8 rows' scales."""
@@ -328,7 +251,7 @@ class NumpySearcher(TwoStageSearcher):
             scores[~valid] = -np.inf
         positions, values = top_k(scores, k)
         items = cand[np.arange(len(cand))[:, None], positions]
-        return _pad(_mask_invalid(items, values), k)
+        return pad_result(mask_invalid(items, values), k)
 
 
 class FusedSearcher(TwoStageSearcher):
@@ -371,7 +294,7 @@ class FusedSearcher(TwoStageSearcher):
         )
 
     def search(self, vectors, codes, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
-        ptr, rows = _sorted_exclusions(exclude, len(codes), self.model.n_items)
+        ptr, rows = sorted_exclusions(exclude, len(codes), self.model.n_items)
         items, scores = two_stage_kernel(
             self.arrays.item_words,
             codes,
@@ -393,16 +316,38 @@ class FusedSearcher(TwoStageSearcher):
         return two_stage_user_kernel(self.arrays, row, k, n_candidates, exclude_seen, extra)
 
     def search_query(self, vector, code, k, *, exclude=None, candidates=None) -> Found:  # type: ignore[no-untyped-def]
-        rows = _EMPTY if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
+        rows = NO_ROWS if exclude is None else np.unique(np.asarray(exclude, dtype=np.int64))
         return two_stage_query_kernel(self.arrays, code, vector, k, self.n_candidates(k, candidates), rows)
+
+
+#: A served (two-stage) searcher of either layout: what ``retrieval.recommender`` asks.
+Searchers = TwoStageSearcher | WalkTwoStageSearcher
 
 
 def two_stage_searcher(
     model: ServingModel, oversample: int = 10, max_candidates: int = 5000, candidates: int | None = None
-) -> TwoStageSearcher:
-    """The two-stage searcher that serves ``model`` best: fused where its scan is numba's, else numpy.
+) -> Searchers:
+    """The two-stage searcher that serves ``model`` best: the walk's for the walk layout; else
+    fused where its scan is numba's, else numpy.
 
     Parameters are those of :class:`TwoStageSearcher`.
     """
+    if model.walk is not None:
+        return WalkTwoStageSearcher(model, oversample, max_candidates, candidates)
     kind = FusedSearcher if FusedSearcher.serves(model) else NumpySearcher
     return kind(model, oversample, max_candidates, candidates)
+
+
+def reference_searchers(model: ServingModel, candidates: int) -> dict[str, Searcher | WalkSearcher]:
+    """The full-precision, Hamming-only and served searchers of ``model``'s layout, by those names."""
+    if model.walk is not None:
+        return {
+            "full": WalkExactSearcher(model),
+            "hamming": WalkHammingSearcher(model),
+            "served": WalkTwoStageSearcher(model, candidates=candidates),
+        }
+    return {
+        "full": ExactSearcher(model),
+        "hamming": HammingSearcher(model),
+        "served": two_stage_searcher(model, candidates=candidates),
+    }

@@ -56,7 +56,7 @@ def smoke_test(recommender: Recommender) -> None:
         "batch": recommender.for_users(np.array([0]), k=k, exclude_seen=False)[0],
         "known user": recommender.for_user(0, k=k, exclude_seen=False),
     }
-    if model.code_projection is not None:  # without one, visitors get popular items
+    if model.encodes_histories:  # without a query rule, visitors get popular items
         answers["visitor"] = recommender.for_history(history, k, exclude_seen=False)
     if model.n_items > 1:  # an item is never similar to itself
         answers["similar items"] = recommender.similar(0, k)

@@ -107,15 +107,26 @@ class LearnedQuantizer(Quantizer):
             raise ValueError(f"positives must be one of {POSITIVES}, got {self.positives!r}")
 
     def encode(
-        self, users: np.ndarray, items: np.ndarray, seen: sp.csr_matrix | None = None
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        seen: sp.csr_matrix | None = None,
+        teacher: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Learn the projection, then return (user_codes, item_codes) as packed uint8."""
+        """Learn the projection, then return (user_codes, item_codes) as packed uint8.
+
+        ``teacher`` (n_users, k) item rows replaces the inner-product top-k of ``users`` and
+        ``items`` as the positives (a scorer that is not an inner product, ``indexer.walk``)."""
         aug_users, aug_items = mips_augment(users, items)
         seen = seen if seen is not None else sp.csr_matrix((len(users), len(items)), dtype=np.float32)
         started = time.perf_counter()
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
         if self.positives in ("teacher", "both"):
-            top = teacher_top_k(users.astype(np.float32), items.astype(np.float32), seen, self.teacher_k)
+            top = (
+                teacher
+                if teacher is not None
+                else teacher_top_k(users.astype(np.float32), items.astype(np.float32), seen, self.teacher_k)
+            )
             pairs.append((np.repeat(np.arange(len(users)), top.shape[1]), top.ravel()))
         if self.positives in ("train", "both"):
             rows, cols = sp.csr_matrix(seen).nonzero()

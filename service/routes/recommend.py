@@ -98,7 +98,7 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
                 exclude_items=exclude,
                 candidates=body.candidates,
             ), False
-        if body.history and loaded.model.code_projection is None:
+        if body.history and not loaded.model.encodes_histories:
             if body.strict:  # the version cannot code a new query: no personal answer for visitors
                 raise HTTPException(422, f"history: model {loaded.version} cannot encode visitors")
         elif body.history:

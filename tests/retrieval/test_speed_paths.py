@@ -34,7 +34,7 @@ from hashrec.retrieval.search import (
     FusedSearcher,
     NumpySearcher,
     SearchResult,
-    _sorted_exclusions,
+    sorted_exclusions,
     hamming_candidates,
     two_stage_searcher,
 )
@@ -238,7 +238,7 @@ def test_the_fused_search_does_not_depend_on_the_chunk(kernel_and_faiss):
     """The fused kernel gives the same rows and scores scanning in one chunk or in many."""
     fast = kernel_and_faiss[0]
     users = np.arange(50)
-    ptr, rows = _sorted_exclusions([fast.seen(int(u)) for u in users], len(users), fast.n_items)
+    ptr, rows = sorted_exclusions([fast.seen(int(u)) for u in users], len(users), fast.n_items)
     query = np.asarray(fast.user_embeddings[users], dtype=np.float32)
     codes = np.asarray(fast.user_codes[users])
     args = (fast.scan_words, codes, query, fast.rerank_items, 20, 150, ptr, rows)
