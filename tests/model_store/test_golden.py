@@ -53,7 +53,7 @@ def test_golden_version_serves_the_expected_top5(golden: ModelStore) -> None:
     result = two_stage_searcher(model, candidates=EXPECTED["candidates"]).search_users(
         np.array([row]), EXPECTED["k"]
     )
-    assert [str(model.item_ids[i]) for i in result.items[0]] == EXPECTED["items"]
+    assert model.item_labels(result.items[0]) == EXPECTED["items"]
     np.testing.assert_allclose(result.scores[0], EXPECTED["scores"], atol=1e-4)
 
 
@@ -65,3 +65,58 @@ def test_golden_store_is_verified_by_the_cli(golden: ModelStore) -> None:
     result = CliRunner().invoke(app, ["store", "verify", "--store", str(golden.root)])
     assert result.exit_code == 0, result.output
     assert f"ok      {EXPECTED['version']}" in result.stdout
+
+
+# Format 2, the walk layout (the default since format 2): its own golden store.
+GOLDEN_WALK = GOLDEN.with_name("golden-walk")
+EXPECTED_WALK = json.loads((GOLDEN_WALK / "expected_top5.json").read_text())
+WALK_FILES = {
+    "user_ids.npy",
+    "item_ids.npy",
+    "item_codes.npy",
+    "seen_indptr.npy",
+    "seen_indices.npy",
+    "item_popularity.npy",
+    "item_users_indptr.npy",
+    "item_users_indices.npy",
+    "query_weights.npy",
+    ITEM_INDEX_FILE,
+}
+
+
+@pytest.fixture
+def golden_walk(tmp_path: Path) -> ModelStore:
+    shutil.copytree(GOLDEN_WALK / "store", tmp_path / "store")
+    return ModelStore(tmp_path / "store")
+
+
+def test_walk_golden_is_format_2_without_vectors(golden_walk: ModelStore) -> None:
+    artifact = golden_walk.open()
+    assert artifact.manifest.format_version == 2 == FORMAT_VERSION
+    assert artifact.manifest.config["layout"] == "walk"
+    assert set(artifact.manifest.files) == WALK_FILES  # no user table, no vectors at all
+    arrays = check_recommender(artifact)
+    assert arrays["user_ids"].dtype.kind == "S" and arrays["item_ids"].dtype.itemsize <= 3  # compact ids
+    assert sum(p.stat().st_size for p in GOLDEN_WALK.rglob("*") if p.is_file()) < 100_000
+
+
+def test_walk_golden_serves_the_expected_top5(golden_walk: ModelStore) -> None:
+    model = ServingModel.from_artifact(golden_walk.open())
+    row = model.user_index[EXPECTED_WALK["user_id"]]
+    result = two_stage_searcher(model, candidates=EXPECTED_WALK["candidates"]).search_users(
+        np.array([row]), EXPECTED_WALK["k"]
+    )
+    np.testing.assert_allclose(result.scores[0], EXPECTED_WALK["scores"], atol=1e-4)
+    # items with equal scores may come in either order: compare per score
+    got = sorted(zip([round(float(s), 4) for s in result.scores[0]], model.item_labels(result.items[0]), strict=True))
+    want = sorted(zip([round(s, 4) for s in EXPECTED_WALK["scores"]], EXPECTED_WALK["items"], strict=True))
+    assert got == want
+
+
+def test_walk_golden_is_verified_by_the_cli(golden_walk: ModelStore) -> None:
+    from typer.testing import CliRunner
+
+    from hashrec.cli import app
+
+    result = CliRunner().invoke(app, ["store", "verify", "--store", str(golden_walk.root)])
+    assert result.exit_code == 0, result.output
