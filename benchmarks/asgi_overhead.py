@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import common  # noqa: E402
+from hashrec.loadtest.id_pool import id_strings  # noqa: E402
 from hashrec.model_store import ModelStore  # noqa: E402
 from hashrec.retrieval.model import build_binary_index  # noqa: E402
 from hashrec.retrieval.schema import ITEM_INDEX_FILE  # noqa: E402
@@ -151,7 +152,7 @@ def main() -> None:
         arrays = planted_arrays(n_users=args.users, n_items=args.items, dim=args.dim, bits=128)
         index = faiss.serialize_index_binary(build_binary_index(arrays["item_codes"])).tobytes()
         ModelStore(root).publish(arrays, {ITEM_INDEX_FILE: index}, bits=128)
-        user_ids, item_ids = [str(u) for u in arrays["user_ids"]], [str(i) for i in arrays["item_ids"]]
+        user_ids, item_ids = id_strings(arrays["user_ids"]), id_strings(arrays["item_ids"])
         timings = asyncio.run(measure(root, user_ids, item_ids, args))
     config = {k: str(v) for k, v in vars(args).items()}
     result: dict[str, Any] = {"meta": common.run_metadata(), "config": config, "us": timings}

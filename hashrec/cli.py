@@ -59,9 +59,9 @@ def index(
     encoder: Annotated[
         str,
         typer.Option(
-            help="walk (compact: the graph walk, no vectors), gfcf (closed-form graph filter), lightgcn or mf."
+            help="gfcf (closed-form graph filter), walk (compact: a graph walk, no vectors), lightgcn or mf."
         ),
-    ] = "walk",
+    ] = "gfcf",
     dim: Annotated[
         int | None,
         typer.Option(
@@ -364,9 +364,10 @@ def demo(
         store.parent.mkdir(parents=True, exist_ok=True)
         generate(out=data, users=3000, items=2000, communities=12, mean_items=15.0, seed=0)
     index(data=data, store=str(store), epochs=epochs, quiet=True)
+    from hashrec.loadtest.id_pool import id_strings
     from hashrec.model_store import ModelStore
 
-    first_user = str(ModelStore(store).open().array("user_ids")[0])
+    first_user = id_strings(ModelStore(store).open().array("user_ids")[:1])[0]
     typer.echo(
         f"try: curl -s -X POST http://{host}:{port}/v1/recommend "
         f'-H \'content-type: application/json\' -d \'{{"user_id": "{first_user}", "k": 5}}\'',

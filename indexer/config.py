@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from hashrec.indexer.quantizers import QUANTIZERS, QuantizerName
 from hashrec.retrieval.query_codes import TRANSFORMS, Transform
 
-EncoderName = Literal["walk", "gfcf", "lightgcn", "mf"]
+EncoderName = Literal["gfcf", "lightgcn", "mf", "walk"]
 CompressionMethod = Literal[
     "full",
     "hash",
@@ -41,14 +41,16 @@ def _choose(option: str, value: object, allowed: tuple[object, ...]) -> None:
 class EncoderConfig:
     """Which encoder learns the user and item vectors, and its training options.
 
-    ``walk`` (the default) serves the graph walk of ``retrieval.walk`` with no vectors; its ``dim``
+    ``walk`` (compact) serves the graph walk of ``retrieval.walk`` with no vectors; its ``dim``
     is the rank of the spectral features its codes are learned from (0: up to 1,536).
     ``dim`` 0 means chosen on a holdout (gfcf) or 64 (trained encoders); ``batch_size`` 0 about 50
     steps per epoch; ``lr`` 0 the encoder's own default (1e-2 LightGCN, 5e-3 MF).
     ``spectral_power`` None: gfcf chooses it on a holdout. ``val_fraction`` 0 disables early stopping.
     """
 
-    name: EncoderName = "walk"  # compact and the best measured within the CPU budget; benchmarks/compact.md
+    # gfcf: the best measured quality within the CPU budget (benchmarks/quality.md); walk is ~23x
+    # smaller at 97% of it on Gowalla (benchmarks/compact.md), not yet the default for that 3%
+    name: EncoderName = "gfcf"
     dim: int = 0
     spectral_power: float | None = None
     layers: int = 3

@@ -54,13 +54,21 @@ class IdPool:
         return min(k, self.n_items - self.seen_count[user_id])
 
 
+def id_strings(ids: np.ndarray) -> list[str]:
+    """An artifact's ids as str: fixed-width unicode (format 1) or UTF-8 bytes (format 2)."""
+    values = np.asarray(ids).tolist()
+    return (
+        [v.decode("utf-8") for v in values] if np.asarray(ids).dtype.kind == "S" else [str(v) for v in values]
+    )
+
+
 def load_pool(store: str, zipf: float = 1.1, seed: int = 0) -> IdPool:
     """Read the store's current version; raises model_store.StoreError when there is none."""
     from hashrec.model_store import ModelStore
 
     artifact = ModelStore(store).open()
-    user_ids = [str(u) for u in artifact.array("user_ids")]
-    item_ids = [str(i) for i in artifact.array("item_ids")]
+    user_ids = id_strings(artifact.array("user_ids"))
+    item_ids = id_strings(artifact.array("item_ids"))
     indptr = np.asarray(artifact.array("seen_indptr"))
     seen = dict(zip(user_ids, np.diff(indptr).tolist(), strict=True))
     order = random.Random(seed).sample(user_ids, len(user_ids))  # noqa: S311 (traffic, not secrets)

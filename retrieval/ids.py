@@ -32,7 +32,9 @@ class IdIndex:
             # One character wider than every id: a longer key keeps a character that no id has, so
             # it cannot be truncated into a match; and keys of this same dtype are searched without
             # numpy converting the whole array to a common one on every call.
-            self._sorted = self._sorted.astype(f"S{self._width + 1}" if self._bytes else f"<U{self._width + 1}")
+            self._sorted = self._sorted.astype(
+                f"S{self._width + 1}" if self._bytes else f"<U{self._width + 1}"
+            )
 
     def _key(self, key: str) -> str | bytes | None:
         """``key`` as the sorted array holds it; None where no id can equal it."""

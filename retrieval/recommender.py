@@ -88,7 +88,9 @@ class Recommender:
         walk layout, the walk from that one item (its query code, its walk scores)."""
         model = self.model
         if model.walk is not None:
-            return self._found_pairs(*self.searcher.search_history(np.array([item_row]), k, candidates=candidates))
+            return self._found_pairs(
+                *self.searcher.search_history(np.array([item_row]), k, candidates=candidates)
+            )
         c = self.searcher.n_candidates(k, candidates)
         codes = np.asarray(model.item_codes[[item_row]], dtype=np.uint8)
         cand, _ = hamming_candidates(model, codes, c, [np.array([item_row])])

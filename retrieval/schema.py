@@ -55,7 +55,9 @@ def layout_of(version: str, config: Mapping[str, Any]) -> Layout:
     """The version's layout (``config.layout``, ``embedding`` when absent); CorruptVersion if unknown."""
     layout = config.get("layout", "embedding")
     if layout not in LAYOUTS:
-        raise CorruptVersion(f"version {version}: config.layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+        raise CorruptVersion(
+            f"version {version}: config.layout {layout!r} is not one of {', '.join(LAYOUTS)}"
+        )
     return layout  # type: ignore[no-any-return]
 
 
@@ -113,10 +115,14 @@ def _dtype_ok(array: np.ndarray, dtype: str) -> bool:
     return array.dtype == np.dtype(dtype)
 
 
-def _check_graph(version: str, indptr: np.ndarray, indices: np.ndarray, n_rows: int, n_cols: int, name: str) -> None:
-    """A CSR that is safe to index with: n_rows + 1 offsets from 0 to nnz, non-decreasing, entries in range."""
+def _check_graph(
+    version: str, indptr: np.ndarray, indices: np.ndarray, n_rows: int, n_cols: int, name: str
+) -> None:
+    """A CSR safe to index with: n_rows + 1 offsets from 0 to nnz, never decreasing, entries in range."""
     if indptr.shape != (n_rows + 1,) or int(indptr[0]) != 0 or int(indptr[-1]) != len(indices):
-        raise CorruptVersion(f"version {version}: {name}_indptr does not run from 0 to nnz over {n_rows} rows")
+        raise CorruptVersion(
+            f"version {version}: {name}_indptr does not run from 0 to nnz over {n_rows} rows"
+        )
     if (np.diff(indptr) < 0).any():
         raise CorruptVersion(f"version {version}: {name}_indptr decreases")
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
@@ -139,9 +145,9 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
     for name, (dtype, ndim) in wanted.items():
         array = arrays[name]
         if not _dtype_ok(array, dtype) or array.ndim != ndim:
-            expected = "unicode or bytes" if dtype == "ids" else dtype
+            wanted_dtype = "unicode or bytes" if dtype == "ids" else dtype
             raise CorruptVersion(
-                f"version {version}: {name} is {array.dtype}[{array.ndim}d], expected {expected}[{ndim}d]"
+                f"version {version}: {name} is {array.dtype}[{array.ndim}d], expected {wanted_dtype}[{ndim}d]"
             )
     n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
     bits = artifact.manifest.bits
@@ -160,7 +166,9 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
         expected["query_weights"] = (n_items, bits)
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise CorruptVersion(f"version {version}: {name} has shape {arrays[name].shape}, expected {shape}")
+            raise CorruptVersion(
+                f"version {version}: {name} has shape {arrays[name].shape}, expected {shape}"
+            )
     if layout == "walk":
         walk_exponents(version, config)
         _check_graph(version, arrays["seen_indptr"], arrays["seen_indices"], n_users, n_items, "seen")

@@ -11,22 +11,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
+from hashrec.retrieval.candidates import (
+    NO_ROWS,
+    Found,
+    SearchResult,
+    candidate_count,
+    found_row,
+    hamming_candidates,
+    mask_invalid,
+    pad_result,
+    sorted_exclusions,
+)
 from hashrec.retrieval.kernels import (
     FusedArrays,
     two_stage_kernel,
     two_stage_query_kernel,
     two_stage_user_kernel,
-)
-from hashrec.retrieval.candidates import (
-    NO_ROWS,
-    Found,
-    SearchResult,
-    found_row,
-    mask_invalid,
-    pad_result,
-    sorted_exclusions,
-    candidate_count,
-    hamming_candidates,
 )
 from hashrec.retrieval.model import ServingModel, rows_sorted
 from hashrec.retrieval.query_codes import query_codes
@@ -37,6 +37,7 @@ from hashrec.retrieval.walk_search import (
     WalkSearcher,
     WalkTwoStageSearcher,
 )
+
 
 def pack_query_codes(model: ServingModel, vectors: np.ndarray) -> np.ndarray:
     """Binary codes for query (user-side) vectors by the artifact's own quantizer rule."""
@@ -324,16 +325,28 @@ class FusedSearcher(TwoStageSearcher):
 Searchers = TwoStageSearcher | WalkTwoStageSearcher
 
 
-def two_stage_searcher(
+def served_searcher(
     model: ServingModel, oversample: int = 10, max_candidates: int = 5000, candidates: int | None = None
 ) -> Searchers:
-    """The two-stage searcher that serves ``model`` best: the walk's for the walk layout; else
-    fused where its scan is numba's, else numpy.
+    """The two-stage searcher of ``model``'s layout: the walk's, or :func:`two_stage_searcher`.
 
     Parameters are those of :class:`TwoStageSearcher`.
     """
     if model.walk is not None:
         return WalkTwoStageSearcher(model, oversample, max_candidates, candidates)
+    return two_stage_searcher(model, oversample, max_candidates, candidates)
+
+
+def two_stage_searcher(
+    model: ServingModel, oversample: int = 10, max_candidates: int = 5000, candidates: int | None = None
+) -> TwoStageSearcher:
+    """The two-stage searcher that serves an embedding-layout ``model`` best: fused where its
+    scan is numba's, else numpy (ValueError for the walk layout: :func:`served_searcher`).
+
+    Parameters are those of :class:`TwoStageSearcher`.
+    """
+    if model.walk is not None:
+        raise ValueError(f"model {model.version} has the walk layout: search it with served_searcher")
     kind = FusedSearcher if FusedSearcher.serves(model) else NumpySearcher
     return kind(model, oversample, max_candidates, candidates)
 

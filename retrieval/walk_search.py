@@ -94,7 +94,9 @@ class WalkSearcher(ABC):
         return found_row(self.search_histories([history], k, exclude=exclude, candidates=candidates))
 
 
-def _exclusions(histories: list[np.ndarray], extra: np.ndarray, exclude_seen: bool) -> list[np.ndarray] | None:
+def _exclusions(
+    histories: list[np.ndarray], extra: np.ndarray, exclude_seen: bool
+) -> list[np.ndarray] | None:
     if exclude_seen:
         return [np.union1d(h, extra) if len(extra) else h for h in histories]
     return [extra] * len(histories) if len(extra) else None

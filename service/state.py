@@ -14,7 +14,7 @@ import numpy as np
 from hashrec.model_store import ModelStore, StoreError
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.recommender import Recommender
-from hashrec.retrieval.search import two_stage_searcher
+from hashrec.retrieval.search import served_searcher
 from hashrec.service import metrics
 from hashrec.service.cache import AnswerCache, InProcessCache, NoCache, RedisCache
 from hashrec.service.coalesce import Coalescer
@@ -101,7 +101,7 @@ class ServiceState:
             rerank_dtype=self.settings.rerank_dtype,
             scan_prefetch_bytes=self.settings.scan_prefetch_bytes,
         )
-        searcher = two_stage_searcher(model, self.settings.oversample, self.settings.max_candidates)
+        searcher = served_searcher(model, self.settings.oversample, self.settings.max_candidates)
         recommender = Recommender(model, searcher)
         smoke_test(recommender)
         return Loaded(model, recommender)

@@ -53,7 +53,7 @@ def test_recommendations_exclude_seen_and_match_exact_top_k(served):
             assert len(got) == 20 and not seen & set(got)
             scores = users[row] @ items.T
             scores[data.train[row].indices] = -np.inf
-            exact = set(item_ids[np.argsort(-scores)[:20]].tolist())
+            exact = {i.decode() for i in item_ids[np.argsort(-scores)[:20]].tolist()}
             overlaps.append(len(exact & set(got)) / 20)
     assert np.mean(overlaps) >= RECALL_FLOOR
 

@@ -30,7 +30,7 @@ def test_the_compression_names_are_the_registry():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: EncoderConfig(name="svd++"), "--encoder must be one of gfcf, lightgcn, mf"),  # type: ignore[arg-type]
+        (lambda: EncoderConfig(name="svd++"), "--encoder must be one of gfcf, lightgcn, mf, walk"),  # type: ignore[arg-type]
         (lambda: EncoderConfig(name="mf", spectral_power=1.0), "--spectral-power applies to --encoder gfcf"),
         (lambda: EncoderConfig(spectral_power=5.0), r"--spectral-power must be in \[0, 4\]"),
         (lambda: EncoderConfig(epochs=0), "--epochs must be >= 1"),

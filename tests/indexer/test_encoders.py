@@ -52,7 +52,8 @@ ENCODERS: dict[str, Callable[..., Encoder]] = {
 
 
 def test_the_contract_covers_every_encoder_the_cli_takes():
-    assert set(ENCODERS) == set(get_args(EncoderName))
+    # walk has no vectors to check: its own contract is tests/retrieval/test_walk.py
+    assert set(ENCODERS) == set(get_args(EncoderName)) - {"walk"}
 
 
 @pytest.fixture(params=sorted(ENCODERS))

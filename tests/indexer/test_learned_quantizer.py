@@ -13,8 +13,7 @@ from hashrec.indexer.quantizers.estimators import annealed_sign
 from hashrec.indexer.quantizers.learned import LearnedQuantizer, teacher_top_k
 from hashrec.indexer.ranking_metrics import evaluate_rankings
 from hashrec.retrieval.model import ServingModel
-from hashrec.retrieval.recommender import pack_query_codes
-from hashrec.retrieval.search import HammingSearcher
+from hashrec.retrieval.search import HammingSearcher, pack_query_codes
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from hashrec.indexer.quantizers import QUANTIZERS, Quantizer, make_quantizer
 from hashrec.model_store import ModelStore
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.query_codes import TRANSFORMS, query_codes
-from hashrec.retrieval.recommender import pack_query_codes
+from hashrec.retrieval.search import pack_query_codes
 
 from tests.conftest import publish_arrays
 

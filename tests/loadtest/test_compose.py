@@ -449,9 +449,10 @@ def test_the_stack_runs_as_local_processes_from_the_compose_commands(tmp_path):
 
             # answers, through Redis: a repeated query is served from the cache, and the key is in Redis
             base = f"http://127.0.0.1:{port}"
+            from hashrec.loadtest.id_pool import id_strings
             from hashrec.model_store import ModelStore
 
-            user = str(ModelStore(volumes["store"]).open().array("user_ids")[7])
+            user = id_strings(ModelStore(volumes["store"]).open().array("user_ids")[7:8])[0]
             with httpx.Client(base_url=base, timeout=10) as client:
                 first = client.post(
                     "/v1/recommend", json={"user_id": user, "k": 5, "exclude_seen": False}

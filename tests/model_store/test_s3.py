@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import pytest
+from hashrec.loadtest.id_pool import id_strings
 
 pytest.importorskip("s3fs", reason="s3fs is not installed: the S3 backend cannot be tested")
 pytest.importorskip(
@@ -167,7 +168,7 @@ def test_hashrec_serve_on_an_s3_store_answers_from_it(endpoint, url, tiny, tmp_p
     monkeypatch.setenv("HASHREC_POLL_INTERVAL_S", "0")
     with TestClient(create_app_from_env()) as client:
         assert client.get("/readyz").status_code == 200
-        user = str(tiny["user_ids"][0])
+        user = id_strings(tiny["user_ids"][:1])[0]
         answer = client.post("/v1/recommend", json={"user_id": user, "k": 3})
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == version and len(answer.json()["items"]) == 3

@@ -103,7 +103,7 @@ def test_failed_publish_leaves_nothing_behind(tmp_path, arrays, monkeypatch):
 def test_arrays_load_without_pickle(store):
     artifact = store.open()
     ids = artifact.array("user_ids")
-    assert ids.dtype.kind == "U"  # fixed-width unicode, loadable with allow_pickle=False
+    assert ids.dtype.kind == "S"  # UTF-8 bytes (format 2), loadable with allow_pickle=False
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,8 @@ from hashrec.retrieval.search import (
     FusedSearcher,
     NumpySearcher,
     SearchResult,
-    sorted_exclusions,
     hamming_candidates,
+    sorted_exclusions,
     two_stage_searcher,
 )
 
@@ -346,7 +346,7 @@ def test_for_history_answers_the_same_through_the_kernel_and_faiss(model, arrays
         assert [i for i, _ in fast] == [i for i, _ in slow]
         np.testing.assert_allclose([s for _, s in fast], [s for _, s in slow], rtol=1e-6)
         if exclude_seen:
-            assert not {i for i, _ in fast} & set(model.item_ids[history].tolist())
+            assert not {i for i, _ in fast} & set(model.item_labels(history))
 
 
 def test_the_single_user_kernel_does_not_depend_on_the_chunk(kernel_and_faiss):
@@ -528,9 +528,12 @@ def test_the_indexer_chooses_and_records_the_index(ivf_arrays):
     from hashrec.indexer.config import IndexConfig, ServingConfig
     from hashrec.indexer.pipeline import item_index
 
-    flat, info = item_index(ivf_arrays, IndexConfig())  # 30k items: below the IVF threshold
+    flat, info = item_index(
+        ivf_arrays, IndexConfig(), ivf_arrays["user_codes"]
+    )  # 30k items: below the IVF threshold
     assert info == {"kind": "flat"} and isinstance(flat, faiss.IndexBinaryFlat)
-    ivf, info = item_index(ivf_arrays, IndexConfig(serving=ServingConfig(binary_index="ivf", candidates=200)))
+    cfg = IndexConfig(serving=ServingConfig(binary_index="ivf", candidates=200))
+    ivf, info = item_index(ivf_arrays, cfg, ivf_arrays["user_codes"])
     assert info["kind"] == "ivf" and info["nprobe"] == ivf.nprobe
     assert info["recall_of_flat_top_c"] >= 0.95 and info["nlist"] == ivf.nlist
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hashrec.indexer.config import IndexConfig, QuantizerConfig
+from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import generate_interactions
 from hashrec.indexer.pipeline import build_index
 from hashrec.indexer.walk import walk_operator, walk_scores, walk_top_k
@@ -17,7 +17,7 @@ from hashrec.model_store import CorruptVersion, ModelStore
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.recommender import Recommender
 from hashrec.retrieval.schema import check_recommender
-from hashrec.retrieval.search import reference_searchers, two_stage_searcher
+from hashrec.retrieval.search import reference_searchers, served_searcher
 from hashrec.retrieval.walk import GraphWalk, WalkExponents
 from hashrec.retrieval.walk_search import WalkExactSearcher
 
@@ -26,7 +26,10 @@ from hashrec.retrieval.walk_search import WalkExactSearcher
 def walk_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     data = generate_interactions(n_users=400, n_items=300, seed=3)
     store = ModelStore(tmp_path_factory.mktemp("walk") / "store")
-    build_index(data, store, IndexConfig(quantizer=QuantizerConfig(bits=64), device="cpu", progress=False))
+    config = IndexConfig(
+        encoder=EncoderConfig(name="walk"), quantizer=QuantizerConfig(bits=64), device="cpu", progress=False
+    )
+    build_index(data, store, config)
     return store
 
 
@@ -42,7 +45,7 @@ def _train(model: ServingModel):  # type: ignore[no-untyped-def]
     return sp.csr_matrix((ones, model.seen_indices, model.seen_indptr), shape=(model.n_users, model.n_items))
 
 
-def test_default_index_publishes_the_walk_layout_without_vectors(walk_store: ModelStore) -> None:
+def test_walk_index_publishes_the_walk_layout_without_vectors(walk_store: ModelStore) -> None:
     artifact = walk_store.open()
     assert artifact.manifest.config["layout"] == "walk"
     assert not any("embeddings" in name or name.startswith("user_codes") for name in artifact.manifest.files)
@@ -71,7 +74,7 @@ def test_walk_scores_agree_three_ways(walk_model: ServingModel) -> None:
 def test_two_stage_over_every_item_is_the_exact_walk(walk_model: ServingModel) -> None:
     users = np.arange(walk_model.n_users)[::7]
     n = walk_model.n_items
-    served = two_stage_searcher(walk_model, candidates=n, max_candidates=n).search_users(users, 10)
+    served = served_searcher(walk_model, candidates=n, max_candidates=n).search_users(users, 10)
     exact = WalkExactSearcher(walk_model).search_users(users, 10)
     np.testing.assert_allclose(served.scores, exact.scores, rtol=1e-5, atol=1e-6)  # ties may swap items
     assert (served.items == exact.items).mean() > 0.95
@@ -86,14 +89,18 @@ def test_indexer_teacher_is_the_exact_walk_top_k(walk_model: ServingModel) -> No
 
 
 def test_a_visitor_with_a_users_history_gets_that_users_answer(walk_model: ServingModel) -> None:
-    recommender = Recommender(walk_model, two_stage_searcher(walk_model))
+    recommender = Recommender(walk_model, served_searcher(walk_model))
     for row in range(0, walk_model.n_users, 23):
         history = walk_model.seen(row)
         assert recommender.for_history(history, 20) == recommender.for_user(row, 20)
-        assert recommender.for_history(history[::-1].copy(), 20) == recommender.for_users(np.array([row]), 20)[0]
+        assert (
+            recommender.for_history(history[::-1].copy(), 20) == recommender.for_users(np.array([row]), 20)[0]
+        )
 
 
-def test_served_metrics_come_from_the_served_searchers(walk_store: ModelStore, walk_model: ServingModel) -> None:
+def test_served_metrics_come_from_the_served_searchers(
+    walk_store: ModelStore, walk_model: ServingModel
+) -> None:
     from hashrec.indexer.evaluation import evaluate_model
 
     searchers = reference_searchers(walk_model, 200)
@@ -127,8 +134,11 @@ def _damaged(store: ModelStore, tmp_path: Path, edit) -> ModelStore:  # type: ig
     from hashrec.model_store.store import Artifact
 
     artifact = store.open()
-    arrays = {name.removesuffix(".npy"): np.array(artifact.array(name.removesuffix(".npy")))
-              for name in artifact.manifest.files if name.endswith(".npy")}
+    arrays = {
+        name.removesuffix(".npy"): np.array(artifact.array(name.removesuffix(".npy")))
+        for name in artifact.manifest.files
+        if name.endswith(".npy")
+    }
     config = json.loads(json.dumps(artifact.manifest.config))
     edit(arrays, config)
     copy = ModelStore(tmp_path / "damaged")
@@ -147,9 +157,13 @@ def _damaged(store: ModelStore, tmp_path: Path, edit) -> ModelStore:  # type: ig
         (lambda a, c: c.pop("walk"), "config.walk is missing"),
         (lambda a, c: c["walk"].update(user="high"), "config.walk"),
         (lambda a, c: c.update(layout="graph"), "config.layout 'graph'"),
-        (lambda a, c: a.update(item_users_indices=a["item_users_indices"][:-1],
-                               item_users_indptr=np.minimum(a["item_users_indptr"], len(a["item_users_indices"]) - 1)),
-         "item_users and seen"),
+        (
+            lambda a, c: a.update(
+                item_users_indices=a["item_users_indices"][:-1],
+                item_users_indptr=np.minimum(a["item_users_indptr"], len(a["item_users_indices"]) - 1),
+            ),
+            "item_users and seen",
+        ),
     ],
 )
 def test_damaged_walk_versions_are_refused_by_name(walk_store, tmp_path, edit, message) -> None:  # type: ignore[no-untyped-def]

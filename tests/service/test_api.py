@@ -31,9 +31,9 @@ def test_recommend_answers_from_the_searcher(client, store):
     assert body["user_id"] == "u7" and body["model_version"] == store.current()
     model = ServingModel.from_artifact(store.open())
     expected = two_stage_searcher(model).search_users(np.array([7]), 5)
-    assert [item["item_id"] for item in body["items"]] == model.item_ids[expected.items[0]].tolist()
+    assert [item["item_id"] for item in body["items"]] == model.item_labels(expected.items[0])
     assert np.allclose([item["score"] for item in body["items"]], expected.scores[0], rtol=1e-5)
-    seen = set(model.item_ids[model.seen(7)].tolist())
+    seen = set(model.item_labels(model.seen(7)))
     assert not seen & {item["item_id"] for item in body["items"]}
 
 

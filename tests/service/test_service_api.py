@@ -178,7 +178,7 @@ def test_the_scan_prefetch_is_set_from_the_environment(trained, monkeypatch):
         with TestClient(create_app(settings)) as client:
             model = client.app.state.service.loaded.model  # type: ignore[attr-defined]
             assert model.scan_prefetch_bytes == int(value) and model.scan == "numba"
-            users = model.user_ids[:5].tolist()
+            users = model.user_index.labels(np.arange(5))
             answers.append([recommend(client, user_id=user, k=10)["items"] for user in users])
     assert answers[0] == answers[1]
     monkeypatch.setenv("HASHREC_SCAN_PREFETCH_BYTES", "-1")
