@@ -87,15 +87,17 @@ def report(out: Path, records: list[dict[str, Any]], dataset: str) -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
+        served, mib = r["served"], 2**20
         lines.append(
-            f"| {r['run']} | {r['total_bytes'] / 2**20:.1f} | {r['item_bytes']:,.0f} | {r['user_bytes']:,.0f} | "
-            f"{r['graph_bytes'] / 2**20:.1f} | {r['served']['recall@20']:.4f} / {r['served']['ndcg@20']:.4f} | "
+            f"| {r['run']} | {r['total_bytes'] / mib:.1f} | {r['item_bytes']:,.0f} | {r['user_bytes']:,.0f} | "
+            f"{r['graph_bytes'] / mib:.1f} | {served['recall@20']:.4f} / {served['ndcg@20']:.4f} | "
             f"{r['full']['recall@20']:.4f} | {r['index_seconds']:.0f} |"
         )
     meta = records[0]["meta"] if records else {}
     lines += [
         "",
-        f"Machine: {meta.get('cpus', '?')} x {meta.get('cpu', '?')}; {meta.get('date', '?')}; commit {meta.get('commit', '?')}.",
+        f"Machine: {meta.get('cpus', '?')} x {meta.get('cpu', '?')}; {meta.get('date', '?')}; "
+        f"commit {meta.get('commit', '?')}.",
     ]
     (out / "compact.md").write_text("\n".join(lines) + "\n")
     import matplotlib
