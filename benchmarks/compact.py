@@ -89,7 +89,8 @@ def report(out: Path, records: list[dict[str, Any]], dataset: str) -> None:
     for r in records:
         served, mib = r["served"], 2**20
         lines.append(
-            f"| {r['run']} | {r['total_bytes'] / mib:.1f} | {r['item_bytes']:,.0f} | {r['user_bytes']:,.0f} | "
+            f"| {r['run']} | {r['total_bytes'] / mib:.1f} | {r['item_bytes']:,.0f} | "
+            f"{r['user_bytes']:,.0f} | "
             f"{r['graph_bytes'] / mib:.1f} | {served['recall@20']:.4f} / {served['ndcg@20']:.4f} | "
             f"{r['full']['recall@20']:.4f} | {r['index_seconds']:.0f} |"
         )
