@@ -303,6 +303,12 @@ def serve(
         name = "HASHREC_" + "_".join(str(part) for part in first["loc"][:1]).upper()
         fail(f"{name}={os.environ.get(name, '')!r}: {first['msg']}")
     _check_servable(settings.store, settings.version)
+    try:  # uvicorn's httptools protocol with a whole-request read timeout (service/connections.py)
+        import httptools  # noqa: F401
+
+        http = "hashrec.service.connections:TimedHttpToolsProtocol"
+    except ImportError:
+        http = "auto"
     uvicorn.run(
         "hashrec.service.app:create_app_from_env",
         factory=True,
@@ -312,6 +318,9 @@ def serve(
         log_level=log_level,
         access_log=False,
         log_config=None,
+        http=http,
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.limit_concurrency,
     )
 
 

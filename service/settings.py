@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         "Zen 4 and later (measured: faster on Intel and AMD Zen 3, slower on AMD Zen 4).",
     )
     faiss_threads: int = Field(1, ge=1, description="OpenMP threads per worker for faiss.")
+    request_read_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="A connection that sends no whole request this long is closed."
+    )
+    keep_alive_s: int = Field(5, ge=1, le=3600, description="Idle keep-alive connections close after this.")
+    limit_concurrency: int = Field(
+        2048, ge=1, description="Connections plus tasks per worker past which new requests get 503."
+    )
     direct_routes: bool = Field(
         True, description="POST /v1/recommend without FastAPI's routing layers (same answers); false: routed."
     )
