@@ -303,6 +303,9 @@ def serve(
         name = "HASHREC_" + "_".join(str(part) for part in first["loc"][:1]).upper()
         fail(f"{name}={os.environ.get(name, '')!r}: {first['msg']}")
     _check_servable(settings.store, settings.version)
+    from hashrec.service.logs import configure_logging
+
+    configure_logging(log_level)  # the parent (the workers' supervisor) logs JSON, as the workers do
     try:  # uvicorn's httptools protocol with a whole-request read timeout (service/connections.py)
         import httptools  # noqa: F401
 
