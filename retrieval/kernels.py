@@ -129,6 +129,11 @@ def prefetch_words(prefetch_bytes: int | None) -> int:
     return (prefetch_bytes // 64) * 8
 
 
+def compiled_kernels() -> Any:
+    """The compiled kernel module (``retrieval.numba_kernels``), or None without numba."""
+    return _compiled()
+
+
 def kernels_available() -> bool:
     """True when numba is installed and the kernels compiled."""
     return _compiled() is not None

@@ -540,3 +540,34 @@ def two_stage_user(
     return two_stage_query(
         words, codes[row], vectors[row] * scale, targets, excluded, k, n_candidates, chunk, ahead
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def walk_candidate_scores(
+    item_indptr: np.ndarray,
+    item_indices: np.ndarray,
+    history: np.ndarray,
+    history_weight: np.ndarray,
+    user_weight: np.ndarray,
+    item_weight: np.ndarray,
+    candidates: np.ndarray,
+    mass: np.ndarray,
+) -> np.ndarray:
+    """Walk scores of ``candidates`` for ``history`` (``retrieval.walk``); ``mass`` is a float64
+    scratch of one zero per user, left all zero again."""
+    for h in history:
+        weight = history_weight[h]
+        for p in range(item_indptr[h], item_indptr[h + 1]):
+            mass[item_indices[p]] += weight
+    out = np.empty(len(candidates), np.float32)
+    for n in range(len(candidates)):
+        item = candidates[n]
+        total = 0.0
+        for p in range(item_indptr[item], item_indptr[item + 1]):
+            user = item_indices[p]
+            total += mass[user] * user_weight[user]
+        out[n] = total * item_weight[item]
+    for h in history:
+        for p in range(item_indptr[h], item_indptr[h + 1]):
+            mass[item_indices[p]] = 0.0
+    return out

@@ -10,13 +10,16 @@ needs no vectors: the artifact's interaction graph (user -> items, already kept 
 and item -> users) is the model. A known user and a visitor with the same history get the same
 scores, by the same code. Queries for the Hamming first stage are codes too:
 ``sign(sum_{j in h} query_weights[j])``, packed, where ``query_weights`` (n_items, bits) is the
-learned projection of each item's contribution (``indexer.walk``). numpy only.
+learned projection of each item's contribution (``indexer.walk``). numpy, and one numba kernel for
+the candidates' scores where numba is installed (the same scores, summed in another order).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +81,8 @@ class GraphWalk:
     query_weights : ndarray (n_items, bits)
         Per-item contributions to a query code.
     exponents : WalkExponents
+    kernel : bool
+        Score candidates with the numba kernel where numba is installed (False: numpy always).
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class GraphWalk:
         item_users: tuple[np.ndarray, np.ndarray],
         query_weights: np.ndarray,
         exponents: WalkExponents,
+        kernel: bool = True,
     ) -> None:
         self.user_indptr, self.user_indices = (np.asarray(a) for a in user_items)
         self.item_indptr, self.item_indices = (np.asarray(a) for a in item_users)
@@ -96,6 +102,10 @@ class GraphWalk:
         item_degree = np.diff(self.item_indptr)
         self.history_weight = degree_weights(item_degree, exponents.history)
         self.item_weight = degree_weights(item_degree, exponents.item)
+        from hashrec.retrieval.kernels import compiled_kernels
+
+        self._kernels: Any = compiled_kernels() if kernel else None
+        self._scratch = threading.local()  # a per-thread zeroed mass vector for the kernel
 
     def user_mass(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sorted users reached from ``history``, their walk mass d_v^-a sum_j R[v, j] d_j^-b)."""
@@ -108,6 +118,20 @@ class GraphWalk:
     def score(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """float32 walk scores of item rows ``items`` for ``history``."""
         items = np.asarray(items, dtype=np.int64)
+        if self._kernels is not None:
+            mass = getattr(self._scratch, "mass", None)
+            if mass is None:
+                mass = self._scratch.mass = np.zeros(len(self.user_weight), np.float64)
+            return self._kernels.walk_candidate_scores(  # type: ignore[no-any-return]
+                self.item_indptr,
+                self.item_indices,
+                np.asarray(history, dtype=np.int64),
+                self.history_weight,
+                self.user_weight,
+                self.item_weight,
+                items,
+                mass,
+            )
         reached, mass = self.user_mass(history)
         if not len(reached) or not len(items):
             return np.zeros(len(items), np.float32)

@@ -71,6 +71,26 @@ def test_walk_scores_agree_three_ways(walk_model: ServingModel) -> None:
         np.testing.assert_allclose(walk.score(history, items), every[items], rtol=1e-5, atol=1e-6)
 
 
+def test_the_kernel_scores_what_numpy_scores(walk_model: ServingModel) -> None:
+    walk = walk_model.walk
+    assert walk is not None
+    plain = GraphWalk(
+        (walk.user_indptr, walk.user_indices),
+        (walk.item_indptr, walk.item_indices),
+        walk.query_weights,
+        walk.exponents,
+        kernel=False,
+    )
+    rng = np.random.default_rng(1)
+    for row in range(0, walk_model.n_users, 29):
+        history = walk_model.seen(row)
+        items = rng.choice(walk_model.n_items, 50, replace=False)
+        np.testing.assert_allclose(
+            walk.score(history, items), plain.score(history, items), rtol=1e-5, atol=1e-7
+        )
+    assert walk.score(np.empty(0, np.int64), np.arange(3)).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_two_stage_over_every_item_is_the_exact_walk(walk_model: ServingModel) -> None:
     users = np.arange(walk_model.n_users)[::7]
     n = walk_model.n_items
