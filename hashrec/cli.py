@@ -286,6 +286,8 @@ def serve(
     if log_level.lower() not in LOG_LEVELS:
         fail(f"--log-level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     log_level = log_level.lower()
+    from hashrec.service.logs import configure_logging  # no prometheus_client: the parent has no metrics
+
     workers = workers or usable_cores()
     # Settings travel to every worker through the environment; the factory reads them there.
     os.environ["HASHREC_STORE"] = store_location(store)
@@ -303,8 +305,6 @@ def serve(
         name = "HASHREC_" + "_".join(str(part) for part in first["loc"][:1]).upper()
         fail(f"{name}={os.environ.get(name, '')!r}: {first['msg']}")
     _check_servable(settings.store, settings.version)
-    from hashrec.service.logs import configure_logging
-
     configure_logging(log_level)  # the parent (the workers' supervisor) logs JSON, as the workers do
     try:  # uvicorn's httptools protocol with a whole-request read timeout (service/connections.py)
         import httptools  # noqa: F401

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import time
@@ -10,8 +9,8 @@ from typing import Any
 
 import orjson
 from hashrec.service import metrics
+from hashrec.service.logs import REQUEST_ID
 
-REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("hashrec.access")
 
 Scope = dict[str, Any]

@@ -40,6 +40,19 @@ def publish_arrays(store: ModelStore, arrays: dict[str, np.ndarray], **manifest:
     return store.publish(arrays, {ITEM_INDEX_FILE: blob}, bits=bits, **manifest)  # type: ignore[arg-type]
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():  # type: ignore[no-untyped-def]
+    """In-process CLI runs (``hashrec serve`` with uvicorn mocked) install the service's JSON
+    handler on the root logger; each test leaves logging as it found it."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def arrays() -> dict[str, np.ndarray]:
     return planted_arrays()

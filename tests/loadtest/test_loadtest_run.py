@@ -27,7 +27,9 @@ def test_fixed_run_writes_a_summary(service, tmp_path):
     assert summary["requests_per_s"] > 10
     latency = summary["latency_ms"]
     # Locust keeps whole milliseconds: a quiet machine answers most requests in under 0.5 ms (p50 = 0)
-    assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"] + 1 and latency["max"] > 0
+    assert (
+        0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"] + 1 and latency["max"] > 0
+    )
     assert set(summary["routes"]) == {"/v1/recommend", "/v1/recommend/batch", "/v1/similar-items"}
     assert sum(r["requests"] for r in summary["routes"].values()) == summary["requests"]
     assert summary["model_version"] == summary["ids_version"] and "warning" not in summary
