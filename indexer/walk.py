@@ -115,16 +115,19 @@ def spectral_features(train: sp.csr_matrix, cfg: WalkFitConfig) -> tuple[np.ndar
     return users, items, history
 
 
-def query_weights(history_features: np.ndarray, quantizer: Quantizer) -> np.ndarray:
-    """Each item's share of a query's pre-code, float16 scaled to a largest magnitude of 1.
+def query_weights(history_features: np.ndarray, quantizer: Quantizer) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's share of a query's pre-code as int8 rows and a float32 scale per row
+    (``weights ~= rows * scale``, each entry within half a step of its row's largest / 127).
 
     A user's code is ``sign(augment(u) @ W)`` with u = sum of its history's features; augmenting
     divides by |u| and appends 0, so it equals ``sign(sum_j features_j @ W[:dim])``.
     """
     dim = history_features.shape[1]
     weights = history_features @ quantizer.projection[:dim]
-    peak = float(np.abs(weights).max()) if weights.size else 0.0
-    return (weights / (peak or 1.0)).astype(np.float16)
+    peak = np.abs(weights).max(axis=1) if weights.size else np.zeros(len(weights))
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    rows = np.clip(np.rint(weights / scale[:, None]), -127, 127).astype(np.int8)
+    return rows, scale
 
 
 def fit_walk(
@@ -153,11 +156,13 @@ def fit_walk(
     else:
         _, item_codes = quantizer.encode(users, items, train)
     timings["codes"] = time.perf_counter() - mark
+    weights, scale = query_weights(history, quantizer)
     by_item = sp.csc_matrix(train)
     by_item.sort_indices()
     arrays = {
         "item_codes": item_codes,
-        "query_weights": query_weights(history, quantizer),
+        "query_weights": weights,
+        "query_scale": scale,
         "item_users_indptr": by_item.indptr.astype(np.int64),
         "item_users_indices": by_item.indices.astype(np.int32),
     }

@@ -180,6 +180,7 @@ class ServingModel:
                 (self.seen_indptr, self.seen_indices),
                 (a["item_users_indptr"], a["item_users_indices"]),
                 a["query_weights"],
+                a["query_scale"],
                 walk_exponents(self.version, config),
             )
             empty = np.empty((len(self.user_ids), 0), np.float32)

@@ -163,7 +163,7 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
             user_codes=(n_users, bits // 8),
         )
     else:
-        expected["query_weights"] = (n_items, bits)
+        expected.update(query_weights=(n_items, bits), query_scale=(n_items,))
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise CorruptVersion(
@@ -177,8 +177,8 @@ def check_recommender(artifact: Artifact) -> dict[str, np.ndarray]:
         )
         if len(arrays["item_users_indices"]) != len(arrays["seen_indices"]):
             raise CorruptVersion(f"version {version}: item_users and seen do not hold the same interactions")
-        if not np.isfinite(arrays["query_weights"]).all():
-            raise CorruptVersion(f"version {version}: query_weights holds NaN or infinity")
+        if not np.isfinite(arrays["query_scale"]).all():
+            raise CorruptVersion(f"version {version}: query_scale holds NaN or infinity")
     for name, (dtype, ndim) in OPTIONAL_ARRAYS.items() if layout == "embedding" else ():
         if artifact.has(f"{name}.npy"):
             arrays[name] = artifact.array(name)

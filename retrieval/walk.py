@@ -9,7 +9,8 @@ for a history h of item rows, d the training degrees. It is a full-rank item-ite
 needs no vectors: the artifact's interaction graph (user -> items, already kept for exclusions,
 and item -> users) is the model. A known user and a visitor with the same history get the same
 scores, by the same code. Queries for the Hamming first stage are codes too:
-``sign(sum_{j in h} query_weights[j])``, packed, where ``query_weights`` (n_items, bits) is the
+``sign(sum_{j in h} query_scale[j] * query_weights[j])``, packed, where ``query_weights`` (n_items,
+bits, int8 with a float32 scale per item) is the
 learned projection of each item's contribution (``indexer.walk``). numpy, and one numba kernel for
 the candidates' scores where numba is installed (the same scores, summed in another order).
 """
@@ -27,7 +28,8 @@ import numpy as np
 WALK_ARRAYS: dict[str, tuple[str, int]] = {
     "item_users_indptr": ("int64", 1),  # CSR of each item's training users (the transposed graph)
     "item_users_indices": ("int32", 1),
-    "query_weights": ("float16", 2),  # (n_items, bits): each history item's share of a query code
+    "query_weights": ("int8", 2),  # (n_items, bits): each history item's share of a query code ...
+    "query_scale": ("float32", 1),  # (n_items,): ... times its scale
 }
 
 
@@ -78,8 +80,9 @@ class GraphWalk:
         Each user's training items (the artifact's ``seen_*``).
     item_users : (indptr int64, indices int32)
         Each item's training users.
-    query_weights : ndarray (n_items, bits)
-        Per-item contributions to a query code.
+    query_weights : ndarray of int8 (n_items, bits)
+        Per-item contributions to a query code, times ``query_scale``.
+    query_scale : ndarray of float32 (n_items,)
     exponents : WalkExponents
     kernel : bool
         Score candidates with the numba kernel where numba is installed (False: numpy always).
@@ -90,12 +93,14 @@ class GraphWalk:
         user_items: tuple[np.ndarray, np.ndarray],
         item_users: tuple[np.ndarray, np.ndarray],
         query_weights: np.ndarray,
+        query_scale: np.ndarray,
         exponents: WalkExponents,
         kernel: bool = True,
     ) -> None:
         self.user_indptr, self.user_indices = (np.asarray(a) for a in user_items)
         self.item_indptr, self.item_indices = (np.asarray(a) for a in item_users)
         self.query_weights = np.asarray(query_weights)
+        self.query_scale = np.asarray(query_scale)
         self.exponents = exponents
         self.n_items = len(self.item_indptr) - 1
         self.user_weight = degree_weights(np.diff(self.user_indptr), exponents.user)
@@ -151,5 +156,6 @@ class GraphWalk:
     def query_code(self, history: np.ndarray) -> np.ndarray:
         """Packed uint8 query code (1, bits / 8) of ``history``: sign of its items' summed weights."""
         rows = np.asarray(history, dtype=np.int64)
-        total = self.query_weights[rows].astype(np.float32).sum(axis=0, keepdims=True)
+        weights = self.query_weights[rows].astype(np.float32) * self.query_scale[rows, None]
+        total = weights.sum(axis=0, keepdims=True)
         return np.packbits(total > 0, axis=1)

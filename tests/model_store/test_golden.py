@@ -80,6 +80,7 @@ WALK_FILES = {
     "item_users_indptr.npy",
     "item_users_indices.npy",
     "query_weights.npy",
+    "query_scale.npy",
     ITEM_INDEX_FILE,
 }
 

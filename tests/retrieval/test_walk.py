@@ -78,6 +78,7 @@ def test_the_kernel_scores_what_numpy_scores(walk_model: ServingModel) -> None:
         (walk.user_indptr, walk.user_indices),
         (walk.item_indptr, walk.item_indices),
         walk.query_weights,
+        walk.query_scale,
         walk.exponents,
         kernel=False,
     )
@@ -172,6 +173,8 @@ def _damaged(store: ModelStore, tmp_path: Path, edit) -> ModelStore:  # type: ig
     ("edit", "message"),
     [
         (lambda a, c: a.update(query_weights=a["query_weights"][:, :8]), "query_weights has shape"),
+        (lambda a, c: a.update(query_scale=a["query_scale"][:-1]), "query_scale has shape"),
+        (lambda a, c: a["query_scale"].__setitem__(0, np.nan), "query_scale holds NaN"),
         (lambda a, c: a["item_users_indices"].__setitem__(0, 10**6), "item_users_indices has entries"),
         (lambda a, c: a["seen_indices"].__setitem__(0, -1), "seen_indices has entries"),
         (lambda a, c: c.pop("walk"), "config.walk is missing"),
