@@ -85,8 +85,9 @@ def run(data_dir: Path, name: str) -> dict[str, Any]:
 def report(out: Path, records: list[dict[str, Any]], dataset: str) -> None:
     """compact.md and frontier.png from the records."""
     lines = [
-        "| run | version MiB | B / item | B / user | graph MiB | served R@20 / N@20 | full R@20 | index s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | version MiB | B / item | B / user | graph MiB | served R@20 / N@20 | full R@20 | index s "
+        "| commit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         served, mib = r["served"], 2**20
@@ -94,13 +95,12 @@ def report(out: Path, records: list[dict[str, Any]], dataset: str) -> None:
             f"| {r['run']} | {r['total_bytes'] / mib:.1f} | {r['item_bytes']:,.0f} | "
             f"{r['user_bytes']:,.0f} | "
             f"{r['graph_bytes'] / mib:.1f} | {served['recall@20']:.4f} / {served['ndcg@20']:.4f} | "
-            f"{r['full']['recall@20']:.4f} | {r['index_seconds']:.0f} |"
+            f"{r['full']['recall@20']:.4f} | {r['index_seconds']:.0f} | {r['meta']['commit']} |"
         )
     meta = records[0]["meta"] if records else {}
     lines += [
         "",
-        f"Machine: {meta.get('cpus', '?')} x {meta.get('cpu', '?')}; {meta.get('date', '?')}; "
-        f"commit {meta.get('commit', '?')}.",
+        f"Machine: {meta.get('cpus', '?')} x {meta.get('cpu', '?')}; first run {meta.get('date', '?')}.",
     ]
     (out / "compact.md").write_text("\n".join(lines) + "\n")
     import matplotlib

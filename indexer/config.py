@@ -48,8 +48,8 @@ class EncoderConfig:
     ``spectral_power`` None: gfcf chooses it on a holdout. ``val_fraction`` 0 disables early stopping.
     """
 
-    # gfcf: the best measured quality within the CPU budget (benchmarks/quality.md); walk is ~23x
-    # smaller at 97% of it on Gowalla (benchmarks/compact.md), not yet the default for that 3%
+    # gfcf: the best measured quality within the CPU budget (benchmarks/quality.md); walk is 30x
+    # smaller at 97% of it on Gowalla, far behind on MovieLens-1M (benchmarks/compact.md)
     name: EncoderName = "gfcf"
     dim: int = 0
     spectral_power: float | None = None

@@ -17,6 +17,7 @@ from hashrec.retrieval.schema import (
     ITEM_INDEX_FILE,
     Layout,
     check_recommender,
+    history_exponent,
     layout_of,
     query_encoding,
     walk_exponents,
@@ -192,6 +193,8 @@ class ServingModel:
         self.user_codes: np.ndarray = a["user_codes"]
         self.code_projection: np.ndarray | None = a.get("code_projection")
         self.code_transform: Transform = query_encoding(self.version, config, a, self.bits)
+        #: A visitor's vector is sum_j item_j / degree_j ** history_exponent (embedding layout).
+        self.history_exponent = history_exponent(self.version, config)
         popularity = np.asarray(self.item_popularity)
         # Most popular first; enough for any k plus exclusions, without a full sort per request.
         self.popular_order = np.argsort(-popularity, kind="stable")[:20_000].astype(np.int64)

@@ -61,6 +61,23 @@ def layout_of(version: str, config: Mapping[str, Any]) -> Layout:
     return layout  # type: ignore[no-any-return]
 
 
+def history_exponent(version: str, config: Mapping[str, Any]) -> float:
+    """The degree exponent e of a visitor's vector sum_j item_j / d_j^e (embedding layout).
+
+    The closed form's users are exactly that sum with e = 2 beta (``encoders.closed_form``), so a
+    visitor with a user's history gets the user's vector; trained encoders get LightGCN's e = 1/2.
+    """
+    if config.get("encoder") != "gfcf":
+        return 0.5
+    encoder_config = config.get("encoder_config")
+    beta = encoder_config.get("beta", 0.5) if isinstance(encoder_config, Mapping) else 0.5
+    if not isinstance(beta, int | float) or not 0.0 <= float(beta) <= 2.0:
+        raise CorruptVersion(
+            f"version {version}: config.encoder_config.beta {beta!r} is not a number in [0, 2]"
+        )
+    return 2.0 * float(beta)
+
+
 def walk_exponents(version: str, config: Mapping[str, Any]) -> WalkExponents:
     """The walk layout's ``config.walk`` exponents; CorruptVersion naming what is wrong."""
     record = config.get("walk")

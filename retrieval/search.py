@@ -49,12 +49,14 @@ def pack_query_codes(model: ServingModel, vectors: np.ndarray) -> np.ndarray:
 def history_vector(model: ServingModel, item_rows: np.ndarray) -> np.ndarray:
     """A visitor's query vector from recent items: the degree-normalized sum of their vectors.
 
-    This is LightGCN's aggregation rule (each neighbour weighted 1 / sqrt(degree)); the overall
-    scale does not change an inner-product ranking.
+    Each item is weighted 1 / degree ** ``model.history_exponent``: the closed form's own user
+    rule (so a visitor with a user's history gets that user's vector), LightGCN's 1 / sqrt(degree)
+    for trained encoders. The overall scale does not change an inner-product ranking.
     """
-    degree = np.maximum(np.asarray(model.item_popularity[item_rows], dtype=np.float32), 1.0)
+    degree = np.maximum(np.asarray(model.item_popularity[item_rows], dtype=np.float64), 1.0)
     vectors = np.asarray(model.item_embeddings[item_rows], dtype=np.float32)
-    return (vectors / np.sqrt(degree)[:, None]).sum(axis=0, keepdims=True)
+    weights = (degree**-model.history_exponent).astype(np.float32)
+    return (vectors * weights[:, None]).sum(axis=0, keepdims=True)
 
 
 class Searcher(ABC):

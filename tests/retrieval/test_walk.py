@@ -193,3 +193,21 @@ def test_damaged_walk_versions_are_refused_by_name(walk_store, tmp_path, edit, m
     copy = _damaged(walk_store, tmp_path, edit)
     with pytest.raises(CorruptVersion, match=message):
         check_recommender(copy.open())
+
+
+def test_a_gfcf_visitor_with_a_users_history_gets_that_users_answer(tmp_path: Path) -> None:
+    """The default encoder's users are sum_j item_j / d_j, the visitor rule there: one answer."""
+    data = generate_interactions(n_users=300, n_items=200, seed=5)
+    store = ModelStore(tmp_path / "store")
+    build_index(data, store, IndexConfig(quantizer=QuantizerConfig(bits=64), device="cpu", progress=False))
+    model = ServingModel.from_artifact(store.open())
+    assert model.layout == "embedding" and model.history_exponent == 1.0
+    recommender = Recommender(model, served_searcher(model))
+    same = 0
+    rows = range(0, model.n_users, 7)
+    for row in rows:
+        visitor = recommender.for_history(model.seen(row), 20)
+        user = recommender.for_user(row, 20)
+        same += [i for i, _ in visitor] == [i for i, _ in user]
+        np.testing.assert_allclose([s for _, s in visitor][:5], [s for _, s in user][:5], rtol=1e-3)
+    assert same >= 0.95 * len(rows)  # float32 sums in another order may flip a tie
