@@ -194,10 +194,13 @@ def build_index(
     if cfg.encoder.name == "walk":
         arrays, model_config = walk_model(data, cfg, quantizer)
         train_seconds = time.perf_counter() - started
+        # the query codes of up to 500 users, for tuning an IVF index's nprobe
         probe = ServingModel.from_arrays("unpublished", arrays, manifest={"config": model_config})
-        assert probe.walk is not None
+        walk = probe.walk
+        if walk is None:  # from_arrays reads the layout from model_config, which says walk
+            raise RuntimeError("the walk model was built without its walk scorer")
         sample = np.random.default_rng(cfg.seed).permutation(probe.n_users)[:500]
-        user_codes = np.vstack([probe.walk.query_code(probe.seen(int(u))) for u in np.sort(sample)])
+        user_codes = np.vstack([walk.query_code(probe.seen(int(u))) for u in np.sort(sample)])
     else:
         users, items, encoder_config = train_embeddings(data, cfg)
         train_seconds = time.perf_counter() - started

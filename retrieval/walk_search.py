@@ -97,6 +97,7 @@ class WalkSearcher(ABC):
 def _exclusions(
     histories: list[np.ndarray], extra: np.ndarray, exclude_seen: bool
 ) -> list[np.ndarray] | None:
+    """Per query: its history (if ``exclude_seen``) and the ``extra`` rows; None when nothing is."""
     if exclude_seen:
         return [np.union1d(h, extra) if len(extra) else h for h in histories]
     return [extra] * len(histories) if len(extra) else None

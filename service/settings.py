@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     rerank_dtype: Literal["float32", "float16", "int8"] = Field(
         "float32",
         description="float16 halves rerank memory, int8 quarters it (converted at load unless the "
-        "artifact has them: hashrec index --rerank-float16 / --rerank-int8).",
+        "artifact has them: hashrec index --rerank-float16 / --rerank-int8); the walk layout has no "
+        "vectors and ignores it.",
     )
     scan_prefetch_bytes: int | None = Field(
         None,
