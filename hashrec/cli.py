@@ -207,7 +207,10 @@ def evaluate(
         options.get("test_fraction", 0.2),
         options.get("seed", 0),
     )
-    model = ServingModel.from_artifact(artifact)
+    try:  # the arrays are checked against the version's layout here
+        model = ServingModel.from_artifact(artifact)
+    except StoreError as err:
+        fail(str(err))
     test, dropped = align_to_model(model, interactions.user_ids, interactions.item_ids, interactions.test)
     c = candidates or int(artifact.manifest.config.get("candidates", 200))
     metrics = evaluate_model(model, test, candidates=c, ks=(20, 50))

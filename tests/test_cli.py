@@ -484,3 +484,20 @@ def test_serve_resolves_hashrec_version_or_refuses_it_in_one_line(captured_serve
     result, _ = captured_serve(["--store", str(store.root)], env={"HASHREC_VERSION": "nope"})
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: HASHREC_VERSION='nope': no version or alias 'nope'")
+
+
+def test_evaluate_refuses_a_version_whose_arrays_miss_its_layout_in_one_line(tmp_path):
+    """Checksums match, but config.layout says walk and the walk arrays are absent: exit 2, one line."""
+    from hashrec.indexer.data import generate_interactions, write_interactions_csv
+    from hashrec.model_store import ModelStore
+
+    from tests.conftest import planted_arrays, publish_arrays
+
+    data = tmp_path / "data.csv"
+    write_interactions_csv(generate_interactions(n_users=50, n_items=40, seed=1), data)
+    store = ModelStore(tmp_path / "store")
+    publish_arrays(store, planted_arrays(n_users=50, n_items=40), config={"layout": "walk", "walk": {}})
+    result = runner.invoke(app, ["evaluate", "--store", str(store.root), "--data", str(data)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "has no array 'item_users_indptr'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
