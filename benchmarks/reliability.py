@@ -33,7 +33,7 @@ from common import free_port, start_redis
 from hashrec.indexer.config import EncoderConfig, IndexConfig, QuantizerConfig
 from hashrec.indexer.data import generate_interactions
 from hashrec.indexer.pipeline import build_index
-from hashrec.model_store import ModelStore
+from hashrec.model_store import FORMAT_VERSION, ModelStore
 
 
 def start_service(store: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -162,7 +162,9 @@ def scenario_damaged_reloads(ctx: dict, seconds: float) -> dict[str, object]:  #
         lambda d: (d / "item_embeddings.npy").write_bytes((d / "item_embeddings.npy").read_bytes()[:-8]),
         lambda d: (d / "user_codes.npy").write_bytes(b"\x00" + (d / "user_codes.npy").read_bytes()[1:]),
         lambda d: (d / "manifest.json").write_text(
-            (d / "manifest.json").read_text().replace('"format_version": 1', '"format_version": 99', 1)
+            (d / "manifest.json")
+            .read_text()
+            .replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 99', 1)
         ),
     ]
     try:
@@ -202,6 +204,42 @@ def scenario_sigterm_drain(ctx: dict, seconds: float) -> dict[str, object]:  # t
     return load.summary()
 
 
+def scenario_idle_sockets(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """300 idle sockets opened a third of the way in against a server limited to 256 file
+    descriptors (prlimit), HASHREC_REQUEST_READ_TIMEOUT_S=2: requests fail while the sockets hold
+    the descriptors, and succeed again once the server has closed them."""
+    import socket
+
+    port = free_port_for(ctx)
+    service = start_service(
+        ctx["store"], port, {"HASHREC_REQUEST_READ_TIMEOUT_S": "2", "HASHREC_POLL_INTERVAL_S": "0"}
+    )
+    subprocess.run(["prlimit", "--pid", str(service.pid), "--nofile=256:256"], check=True)
+    idle: list[socket.socket] = []
+    try:
+        with Load(ctx["base"], ctx["users"], keepalive=False) as load:
+            time.sleep(seconds / 3)
+            for _ in range(300):
+                try:
+                    idle.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+                except OSError:
+                    break
+            time.sleep(2.0 + 1.0)  # the read timeout, and a second to recover
+            with load.lock:
+                before = dict(load.outcomes)
+            time.sleep(max(seconds / 3, 1.0))
+        result = load.summary()
+        after = {k: v - before.get(k, 0) for k, v in load.outcomes.items()}
+        result["idle_sockets_opened"] = len(idle)
+        result["outcomes_after_timeout"] = after
+        return result
+    finally:
+        for sock in idle:
+            sock.close()
+        service.terminate()
+        service.wait()
+
+
 def free_port_for(ctx: dict) -> int:  # type: ignore[type-arg]
     """Each scenario gets a fresh port; the load's base URL follows it."""
     port = free_port()
@@ -225,6 +263,7 @@ SCENARIOS = {
     "redis_slow_2s": scenario_slow_redis,
     "damaged_versions_published": scenario_damaged_reloads,
     "sigterm_with_drain": scenario_sigterm_drain,
+    "idle_sockets_low_fd_limit": scenario_idle_sockets,
 }
 
 
