@@ -204,15 +204,16 @@ def scenario_sigterm_drain(ctx: dict, seconds: float) -> dict[str, object]:  # t
     return load.summary()
 
 
-def scenario_idle_sockets(ctx: dict, seconds: float) -> dict[str, object]:  # type: ignore[type-arg]
+def scenario_idle_sockets(ctx: dict, seconds: float, timeout_s: float = 2.0) -> dict[str, object]:  # type: ignore[type-arg]
     """300 idle sockets opened a third of the way in against a server limited to 256 file
-    descriptors (prlimit), HASHREC_REQUEST_READ_TIMEOUT_S=2: requests fail while the sockets hold
-    the descriptors, and succeed again once the server has closed them."""
+    descriptors (prlimit), HASHREC_REQUEST_READ_TIMEOUT_S=timeout_s: requests fail while the
+    sockets hold the descriptors, and succeed again once the server has closed them (with 3600,
+    in effect no timeout, as before it existed, they never do within the run)."""
     import socket
 
     port = free_port_for(ctx)
     service = start_service(
-        ctx["store"], port, {"HASHREC_REQUEST_READ_TIMEOUT_S": "2", "HASHREC_POLL_INTERVAL_S": "0"}
+        ctx["store"], port, {"HASHREC_REQUEST_READ_TIMEOUT_S": str(timeout_s), "HASHREC_POLL_INTERVAL_S": "0"}
     )
     subprocess.run(["prlimit", "--pid", str(service.pid), "--nofile=256:256"], check=True)
     idle: list[socket.socket] = []
@@ -264,6 +265,7 @@ SCENARIOS = {
     "damaged_versions_published": scenario_damaged_reloads,
     "sigterm_with_drain": scenario_sigterm_drain,
     "idle_sockets_low_fd_limit": scenario_idle_sockets,
+    "idle_sockets_without_read_timeout": lambda ctx, seconds: scenario_idle_sockets(ctx, seconds, 3600.0),
 }
 
 
