@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,12 +134,72 @@ def hamming_candidates(
     return out_items, out_dist
 
 
-def candidate_count(
-    k: int, candidates: int | None, fixed: int | None, oversample: int, max_candidates: int
-) -> int:
-    """C for a request of k items: never below k; a request's own ``candidates`` if given, else
-    the searcher's ``fixed`` one, else k * oversample; never above max_candidates."""
-    if candidates is not None:
-        return max(k, candidates)
-    wanted = fixed if fixed is not None else k * oversample
-    return max(k, min(wanted, max_candidates))
+def user_exclusions(
+    seen: Sequence[np.ndarray], extra: np.ndarray, exclude_seen: bool
+) -> list[np.ndarray] | None:
+    """Per query: its seen rows (if ``exclude_seen``) and the ``extra`` rows; None when nothing is."""
+    if exclude_seen:
+        return [np.union1d(rows, extra) if len(extra) else rows for rows in seen]
+    return [extra] * len(seen) if len(extra) else None
+
+
+class UserQueries(ABC):
+    """The known-user questions every searcher answers; :meth:`search_user` defaults to
+    :meth:`search_users` of one row."""
+
+    @abstractmethod
+    def search_users(
+        self,
+        user_rows: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> SearchResult:
+        """Top-k for known users by row, excluding their training items (``exclude_seen``) and
+        the item rows ``exclude_items`` (every user)."""
+
+    def search_user(
+        self,
+        row: int,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        exclude_items: np.ndarray | None = None,
+        candidates: int | None = None,
+    ) -> Found:
+        """One known user's :meth:`search_users` answer, valid rows only."""
+        result = self.search_users(
+            np.array([row]), k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
+        )
+        return found_row(result)
+
+
+class CandidateBudget:
+    """How many Hamming candidates a two-stage searcher reranks.
+
+    Parameters
+    ----------
+    oversample : int
+        C = k * oversample candidates per query, capped at ``max_candidates``.
+    max_candidates : int
+        Upper bound on C whatever k is.
+    candidates : int, optional
+        A fixed C for every k (evaluation uses this), instead of k * oversample.
+    """
+
+    def __init__(
+        self, oversample: int = 10, max_candidates: int = 5000, candidates: int | None = None
+    ) -> None:
+        self.oversample = oversample
+        self.max_candidates = max_candidates
+        self.candidates = candidates
+
+    def n_candidates(self, k: int, candidates: int | None = None) -> int:
+        """C for a request of k items: never below k; a request's own ``candidates`` if given,
+        else the searcher's fixed one, else k * oversample; never above max_candidates."""
+        if candidates is not None:
+            return max(k, candidates)
+        wanted = self.candidates if self.candidates is not None else k * self.oversample
+        return max(k, min(wanted, self.max_candidates))

@@ -7,20 +7,22 @@ is served.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
 from hashrec.retrieval.candidates import (
     NO_ROWS,
+    CandidateBudget,
     Found,
     SearchResult,
-    candidate_count,
+    UserQueries,
     found_row,
     hamming_candidates,
     mask_invalid,
     pad_result,
     sorted_exclusions,
+    user_exclusions,
 )
 from hashrec.retrieval.kernels import (
     FusedArrays,
@@ -59,7 +61,7 @@ def history_vector(model: ServingModel, item_rows: np.ndarray) -> np.ndarray:
     return (vectors * weights[:, None]).sum(axis=0, keepdims=True)
 
 
-class Searcher(ABC):
+class Searcher(UserQueries):
     """One way of answering top-k for query vectors and codes.
 
     Subclasses implement :meth:`search`; the other three questions default to it. Every
@@ -112,12 +114,8 @@ class Searcher(ABC):
         the item rows ``exclude_items`` (every user)."""
         rows = np.asarray(user_rows, dtype=np.int64)
         extra = np.asarray(exclude_items, dtype=np.int64) if exclude_items is not None else NO_ROWS
-        exclude = None
-        if exclude_seen:
-            seen = [self.model.seen(int(r)) for r in rows]
-            exclude = [np.union1d(s, extra) if len(extra) else s for s in seen]
-        elif len(extra):
-            exclude = [extra] * len(rows)
+        seen = [self.model.seen(int(r)) for r in rows] if exclude_seen else [NO_ROWS] * len(rows)
+        exclude = user_exclusions(seen, extra, exclude_seen)
         return self.search(
             np.asarray(self.model.user_embeddings[rows], dtype=np.float32),
             np.asarray(self.model.user_codes[rows], dtype=np.uint8),
@@ -125,21 +123,6 @@ class Searcher(ABC):
             exclude=exclude,
             candidates=candidates,
         )
-
-    def search_user(
-        self,
-        row: int,
-        k: int,
-        *,
-        exclude_seen: bool = True,
-        exclude_items: np.ndarray | None = None,
-        candidates: int | None = None,
-    ) -> Found:
-        """One known user's :meth:`search_users` answer, valid rows only."""
-        result = self.search_users(
-            np.array([row]), k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
-        )
-        return found_row(result)
 
     def search_query(
         self,
@@ -178,7 +161,7 @@ class HammingSearcher(Searcher):
         return mask_invalid(items, scores)
 
 
-class TwoStageSearcher(Searcher):
+class TwoStageSearcher(Searcher, CandidateBudget):
     """Hamming top-C candidates, then an exact inner-product rerank of those C.
 
     Two implementations answer the same: :class:`FusedSearcher` and :class:`NumpySearcher`;
@@ -187,12 +170,8 @@ class TwoStageSearcher(Searcher):
     Parameters
     ----------
     model : ServingModel
-    oversample : int
-        C = k * oversample candidates per query, capped at ``max_candidates``.
-    max_candidates : int
-        Upper bound on C whatever k is.
-    candidates : int, optional
-        A fixed C for every k (evaluation uses this), instead of k * oversample.
+    oversample, max_candidates, candidates
+        How many candidates are reranked (``retrieval.candidates.CandidateBudget``).
     """
 
     def __init__(
@@ -202,19 +181,12 @@ class TwoStageSearcher(Searcher):
         max_candidates: int = 5000,
         candidates: int | None = None,
     ) -> None:
-        super().__init__(model)
-        self.oversample = oversample
-        self.max_candidates = max_candidates
-        self.candidates = candidates
+        Searcher.__init__(self, model)
+        CandidateBudget.__init__(self, oversample, max_candidates, candidates)
         self._prepare()
 
     def _prepare(self) -> None:
         """Lay the model's arrays out for this implementation, once (nothing by default)."""
-
-    def n_candidates(self, k: int, candidates: int | None = None) -> int:
-        """C for a request of k items: never below k; a request's own ``candidates`` if given,
-        else the searcher's, never above max_candidates."""
-        return candidate_count(k, candidates, self.candidates, self.oversample, self.max_candidates)
 
     def search_history(
         self,

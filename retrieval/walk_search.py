@@ -8,26 +8,28 @@ so a visitor with that history gets the same answer by the same code.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
 from hashrec.retrieval.candidates import (
     NO_ROWS,
+    CandidateBudget,
     Found,
     SearchResult,
-    candidate_count,
+    UserQueries,
     found_row,
     hamming_candidates,
     mask_invalid,
     pad_result,
+    user_exclusions,
 )
 from hashrec.retrieval.model import ServingModel
 from hashrec.retrieval.topk import top_k
 from hashrec.retrieval.walk import GraphWalk
 
 
-class WalkSearcher(ABC):
+class WalkSearcher(UserQueries):
     """One way of answering top-k for histories; subclasses implement :meth:`search_histories`."""
 
     def __init__(self, model: ServingModel) -> None:
@@ -60,23 +62,8 @@ class WalkSearcher(ABC):
         rows = np.asarray(user_rows, dtype=np.int64)
         histories = [self.model.seen(int(r)) for r in rows]
         extra = np.asarray(exclude_items, dtype=np.int64) if exclude_items is not None else NO_ROWS
-        exclude = _exclusions(histories, extra, exclude_seen)
+        exclude = user_exclusions(histories, extra, exclude_seen)
         return self.search_histories(histories, k, exclude=exclude, candidates=candidates)
-
-    def search_user(
-        self,
-        row: int,
-        k: int,
-        *,
-        exclude_seen: bool = True,
-        exclude_items: np.ndarray | None = None,
-        candidates: int | None = None,
-    ) -> Found:
-        """One known user's answer, valid rows only."""
-        result = self.search_users(
-            np.array([row]), k, exclude_seen=exclude_seen, exclude_items=exclude_items, candidates=candidates
-        )
-        return found_row(result)
 
     def search_history(
         self,
@@ -90,17 +77,8 @@ class WalkSearcher(ABC):
         """A visitor's answer for recent item rows: what a user with that history gets."""
         history = np.unique(np.asarray(item_rows, dtype=np.int64))
         extra = np.asarray(exclude_items, dtype=np.int64) if exclude_items is not None else NO_ROWS
-        exclude = _exclusions([history], extra, exclude_seen)
+        exclude = user_exclusions([history], extra, exclude_seen)
         return found_row(self.search_histories([history], k, exclude=exclude, candidates=candidates))
-
-
-def _exclusions(
-    histories: list[np.ndarray], extra: np.ndarray, exclude_seen: bool
-) -> list[np.ndarray] | None:
-    """Per query: its history (if ``exclude_seen``) and the ``extra`` rows; None when nothing is."""
-    if exclude_seen:
-        return [np.union1d(h, extra) if len(extra) else h for h in histories]
-    return [extra] * len(histories) if len(extra) else None
 
 
 class WalkExactSearcher(WalkSearcher):
@@ -125,10 +103,10 @@ class WalkHammingSearcher(WalkSearcher):
         return mask_invalid(items, scores)
 
 
-class WalkTwoStageSearcher(WalkSearcher):
+class WalkTwoStageSearcher(WalkSearcher, CandidateBudget):
     """Hamming top-C candidates for the history's code, then the exact walk score of those C.
 
-    Parameters are those of ``retrieval.search.TwoStageSearcher``.
+    Parameters: the model and the candidate budget (``retrieval.candidates.CandidateBudget``).
     """
 
     def __init__(
@@ -138,14 +116,8 @@ class WalkTwoStageSearcher(WalkSearcher):
         max_candidates: int = 5000,
         candidates: int | None = None,
     ) -> None:
-        super().__init__(model)
-        self.oversample = oversample
-        self.max_candidates = max_candidates
-        self.candidates = candidates
-
-    def n_candidates(self, k: int, candidates: int | None = None) -> int:
-        """C for a request of k items (see ``retrieval.candidates.candidate_count``)."""
-        return candidate_count(k, candidates, self.candidates, self.oversample, self.max_candidates)
+        WalkSearcher.__init__(self, model)
+        CandidateBudget.__init__(self, oversample, max_candidates, candidates)
 
     def search_histories(self, histories, k, *, exclude=None, candidates=None) -> SearchResult:  # type: ignore[no-untyped-def]
         codes = _codes(self.walk, histories, self.model.bits)
