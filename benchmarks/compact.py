@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=["walk", "gfcf"])
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="measure --runs again, replacing their records")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
@@ -139,7 +140,9 @@ def main() -> None:
             parser.error("--data is required unless --report-only")
         for name in args.runs:
             if any(r["run"] == name for r in records):
-                continue
+                if not args.rerun:
+                    continue
+                records = [r for r in records if r["run"] != name]
             records.append(run(args.data, name))
             path.write_text(json.dumps(records, indent=1) + "\n")
     dataset = args.data.name if args.data else args.out.name.removeprefix("compact-")

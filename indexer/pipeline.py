@@ -154,8 +154,14 @@ def walk_model(
 ) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """The walk layout's arrays and the config entries its service reads (layout, exponents)."""
     from hashrec.indexer.walk import WalkFitConfig, fit_walk
+    from hashrec.indexer.walk_codes import CodeTuning
 
-    fit_cfg = WalkFitConfig(feature_dim=cfg.encoder.dim, seed=cfg.seed)
+    fit_cfg = WalkFitConfig(
+        feature_dim=cfg.encoder.dim,
+        seed=cfg.seed,
+        codes=CodeTuning(seed=cfg.seed, device=cfg.device),
+        progress=cfg.progress,
+    )
     own, exponents, record = fit_walk(data.train, quantizer, fit_cfg)
     arrays = {**graph_arrays(data.train, data.user_ids, data.item_ids), **own}
     return arrays, {"layout": "walk", "walk": asdict(exponents), "encoder_config": record}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +21,8 @@ from hashrec.indexer.data.split import holdout
 from hashrec.indexer.encoders.closed_form import ClosedForm, ClosedFormConfig
 from hashrec.indexer.quantizers import Quantizer
 from hashrec.indexer.ranking_metrics import recall_ndcg
+from hashrec.indexer.walk_codes import CodeTuning, tune_codes
+from hashrec.retrieval.query_codes import mips_augment, pack_signs
 from hashrec.retrieval.topk import top_k
 from hashrec.retrieval.walk import WalkExponents, degree_weights
 
@@ -37,7 +39,8 @@ EXPONENT_GRID: tuple[tuple[float, float, float], ...] = tuple(
 class WalkFitConfig:
     """feature_dim: rank of the spectral features the codes are projected from (0: up to 1,536,
     a quarter of the spectrum); feature_power: their spectral weight p; teacher_k: the walk's
-    top-k each user's codes learn to retrieve."""
+    top-k each user's codes learn to retrieve; codes: the end-to-end tuning of the learned
+    codes (``indexer.walk_codes``; ``CodeTuning(epochs=0)`` keeps the projection's)."""
 
     exponents: WalkExponents | None = None
     feature_dim: int = 0
@@ -46,6 +49,8 @@ class WalkFitConfig:
     val_fraction: float = 0.1  # as the closed form's holdout
     max_val_users: int = 5000
     seed: int = 0
+    codes: CodeTuning = field(default_factory=CodeTuning)
+    progress: bool = False
 
 
 def walk_operator(train: sp.csr_matrix, exponents: WalkExponents) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -115,15 +120,18 @@ def spectral_features(train: sp.csr_matrix, cfg: WalkFitConfig) -> tuple[np.ndar
     return users, items, history
 
 
-def query_weights(history_features: np.ndarray, quantizer: Quantizer) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's share of a query's pre-code as int8 rows and a float32 scale per row
-    (``weights ~= rows * scale``, each entry within half a step of its row's largest / 127).
+def query_weights(history_features: np.ndarray, quantizer: Quantizer) -> np.ndarray:
+    """Each item's float32 share of a query's pre-code: the projection of its history features.
 
     A user's code is ``sign(augment(u) @ W)`` with u = sum of its history's features; augmenting
     divides by |u| and appends 0, so it equals ``sign(sum_j features_j @ W[:dim])``.
     """
-    dim = history_features.shape[1]
-    weights = history_features @ quantizer.projection[:dim]
+    return np.ascontiguousarray(history_features @ quantizer.projection[: history_features.shape[1]])
+
+
+def int8_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weights`` as int8 rows and a float32 scale per row (``weights ~= rows * scale``, each
+    entry within half a step of its row's largest / 127)."""
     peak = np.abs(weights).max(axis=1) if weights.size else np.zeros(len(weights))
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     rows = np.clip(np.rint(weights / scale[:, None]), -127, 127).astype(np.int8)
@@ -148,7 +156,8 @@ def fit_walk(
     users, items, history = spectral_features(train, cfg)
     timings["features"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    if isinstance(quantizer, LearnedQuantizer) and quantizer.positives != "train":
+    learned = isinstance(quantizer, LearnedQuantizer) and quantizer.positives != "train"
+    if learned:
         teacher = walk_top_k(train, exponents, cfg.teacher_k)
         timings["teacher"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -156,7 +165,14 @@ def fit_walk(
     else:
         _, item_codes = quantizer.encode(users, items, train)
     timings["codes"] = time.perf_counter() - mark
-    weights, scale = query_weights(history, quantizer)
+    weights = query_weights(history, quantizer)
+    if learned and cfg.codes.epochs:
+        mark = time.perf_counter()
+        item_pre = mips_augment(users, items)[1] @ quantizer.projection
+        weights, item_pre = tune_codes(train, weights, item_pre, teacher, cfg.codes, cfg.progress)
+        item_codes = pack_signs(item_pre)
+        timings["code_tuning"] = time.perf_counter() - mark
+    weights, scale = int8_rows(weights)
     by_item = sp.csc_matrix(train)
     by_item.sort_indices()
     arrays = {
@@ -173,6 +189,7 @@ def fit_walk(
         "feature_dim": int(history.shape[1]),
         "feature_power": cfg.feature_power,
         "teacher_k": cfg.teacher_k,
+        "code_tuning": asdict(cfg.codes) if learned else None,
         "seconds": {name: round(value, 1) for name, value in timings.items()},
     }
     return arrays, exponents, record
