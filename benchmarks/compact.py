@@ -59,6 +59,8 @@ def run(data_dir: Path, name: str) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         artifact = store.open(str(result["version"]))
         files = {f: artifact.file_path(f).stat().st_size for f in artifact.manifest.files}
+        encoder_record = artifact.manifest.config.get("encoder_config")
+        stages = encoder_record.get("seconds") if isinstance(encoder_record, dict) else None
     by_role = {"user": 0, "graph": 0, "item": 0}
     for file, size in files.items():
         stem = file.split(".")[0]
@@ -78,6 +80,7 @@ def run(data_dir: Path, name: str) -> dict[str, Any]:
         "served": metrics["served"],  # type: ignore[index]
         "full": metrics["full"],  # type: ignore[index]
         "index_seconds": round(seconds, 1),
+        "stage_seconds": stages,  # the encoder's own record of its stages, where it keeps one
         "meta": common.run_metadata(),
     }
 
