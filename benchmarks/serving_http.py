@@ -40,10 +40,48 @@ users = {users}
 request = function()
   counter = counter + 1
   local body = '{{"user_id": "u' .. (counter % users) .. '", "k": 20}}'
-  return wrk.format("POST", "/v1/recommend", {{["content-type"] = "application/json"}}, body)
+  return wrk.format("POST", "{path}", {{["content-type"] = "application/json"}}, body)
 end
 {delay}
 """
+#: endpoint name -> path; every one is POSTed the same recommend bodies
+ENDPOINTS = {"bare": "/bare", "fastapi": "/fastapi", "recommend": "/v1/recommend"}
+#: what the bare app and the FastAPI reference answer: a recommend answer's shape, 20 items
+FIXED_ANSWER = {
+    "user_id": "u0",
+    "model_version": "fixed",
+    "cached": False,
+    "fallback": False,
+    "items": [{"item_id": f"i{n}", "score": 1.0 - n / 100} for n in range(20)],
+}
+
+
+def bare_asgi(app: Any) -> Any:
+    """``app`` behind a bare ASGI handler for ``POST /bare``: read the body, parse its JSON, answer a
+    fixed 20-item body. No framework, no search: the server's own ceiling for this request."""
+    import orjson
+
+    body = orjson.dumps(FIXED_ANSWER)
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+
+    async def ceiling(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/bare":
+            await app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        orjson.loads(b"".join(chunks))
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return ceiling
 
 
 def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits: int = 128) -> None:
@@ -71,19 +109,59 @@ def synthetic_store(root: Path, n_users: int, n_items: int, dim: int = 64, bits:
     ModelStore(root).publish(arrays, {ITEM_INDEX_FILE: blob}, bits=bits)
 
 
-def serve(store: Path, port: int) -> None:
-    """The server process: the service app plus a trivial JSON route mounted here only."""
-    import uvicorn
+def benchmark_app() -> Any:
+    """The service app (store from $HASHREC_BENCH_STORE) with the references mounted here only: a
+    trivial GET route, a FastAPI ``def`` route with pydantic models of recommend's shape (no
+    search), and in front of it all the bare ASGI ceiling."""
     from hashrec.service.app import create_app
     from hashrec.service.settings import Settings
+    from pydantic import BaseModel
 
-    app = create_app(Settings(store=store, poll_interval_s=0, log_level="warning"))
+    class Asked(BaseModel):
+        user_id: str
+        k: int = 20
+
+    class Item(BaseModel):
+        item_id: str
+        score: float
+
+    class Answer(BaseModel):
+        user_id: str
+        model_version: str
+        cached: bool
+        fallback: bool
+        items: list[Item]
+
+    app = create_app(
+        Settings(store=Path(os.environ["HASHREC_BENCH_STORE"]), poll_interval_s=0, log_level="warning")
+    )
 
     @app.get("/trivial")
     async def trivial() -> dict[str, object]:
         return {"ok": True, "model_version": "trivial"}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    @app.post("/fastapi", response_model=Answer)
+    def fastapi_reference(asked: Asked) -> Answer:
+        return Answer.model_validate(FIXED_ANSWER)
+
+    return bare_asgi(app)
+
+
+def serve(store: Path, port: int, workers: int) -> None:
+    """The server process: ``benchmark_app`` on one uvicorn with ``workers`` workers."""
+    import uvicorn
+
+    os.environ["HASHREC_BENCH_STORE"] = str(store)
+    uvicorn.run(
+        "serving_http:benchmark_app",
+        factory=True,
+        app_dir=str(Path(__file__).parent),
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def wrk(url: str, script: Path | None, seconds: int, connections: int) -> dict[str, float]:
@@ -133,7 +211,18 @@ def measure(store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: 
     env = {**os.environ, "HASHREC_CACHE_ENABLED": str(cache).lower(), "HASHREC_FAISS_THREADS": "1"}
     env["HASHREC_CACHE_SIZE"] = str(max(100_000, args.users * 2))
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--store", str(store), "--port", str(port)], env=env
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--store",
+            str(store),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -145,24 +234,24 @@ def measure(store: Path, port: int, cache: bool, args: argparse.Namespace, tmp: 
                     client.post("/v1/recommend", json={"user_id": f"u{u}", "k": 20}).raise_for_status()
         if args.generator == "locust":
             return _measure_locust(base, users, args, tmp)
-        script = tmp / f"rec-{int(cache)}.lua"
-        script.write_text(LUA.format(users=users, delay=""))
-        wrk(f"{base}/trivial", None, 2, args.connections)  # warm
-        wrk(base, script, 2, args.connections)
+        scripts = {}
+        for name, path in ENDPOINTS.items():
+            scripts[name] = tmp / f"{name}-{int(cache)}.lua"
+            scripts[name].write_text(LUA.format(users=users, delay="", path=path))
+            wrk(base, scripts[name], 2, args.connections)  # warm
         out: dict[str, Any] = {}
-        for name, sc in (("trivial", None), ("recommend", script)):
-            url = f"{base}/trivial" if sc is None else base
-            peak = wrk(url, sc, args.seconds, args.connections)
-            rate = peak["rps"] / 2
-            per_conn_ms = 1000 * args.connections / rate
+        for name, script in scripts.items():
+            peak = wrk(base, script, args.seconds, args.connections)
+            per_conn_ms = 1000 * args.connections / (peak["rps"] / 2)
             delayed = tmp / f"{name}-{int(cache)}-half.lua"
-            body = LUA.format(users=users, delay=f"delay = function() return {per_conn_ms:.3f} end")
-            if sc is None:
-                body = f"delay = function() return {per_conn_ms:.3f} end\n"
-            delayed.write_text(body)
-            half = wrk(url, delayed, args.seconds, args.connections)
+            delay = f"delay = function() return {per_conn_ms:.3f} end"
+            delayed.write_text(LUA.format(users=users, delay=delay, path=ENDPOINTS[name]))
+            half = wrk(base, delayed, args.seconds, args.connections)
             out[name] = {"peak": peak, "half_peak": half}
-        out["ratio"] = round(out["recommend"]["peak"]["rps"] / out["trivial"]["peak"]["rps"], 3)
+        out["trivial"] = out["fastapi"]  # the reference the older records call trivial
+        out["ratio"] = round(out["recommend"]["peak"]["rps"] / out["fastapi"]["peak"]["rps"], 3)
+        out["ratio_bare"] = round(out["recommend"]["peak"]["rps"] / out["bare"]["peak"]["rps"], 3)
+        out["fastapi_ratio_bare"] = round(out["fastapi"]["peak"]["rps"] / out["bare"]["peak"]["rps"], 3)
         return out
     finally:
         process.terminate()
@@ -194,13 +283,14 @@ def main() -> None:
     parser.add_argument("--hit-users", type=int, default=2_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the server")
     parser.add_argument(
         "--generator", choices=["wrk", "locust"], default="wrk", help="Load generator (Locust: one process)."
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/runs/serving_http"))
     args = parser.parse_args()
     if args.serve:
-        serve(args.store, args.port)
+        serve(args.store, args.port, args.workers)
         return
     if args.generator == "wrk" and shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
@@ -229,6 +319,7 @@ def main() -> None:
         "users": args.users,
         "connections": args.connections,
         "seconds": args.seconds,
+        "workers": args.workers,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
@@ -242,30 +333,40 @@ def main() -> None:
         + ".",
         "",
         "| server process | endpoint | req/s (peak) | p50 ms | p99 ms | req/s at ~half peak | p50 ms "
-        "| p99 ms | recommend / trivial |",
+        "| p99 ms | / bare (peak) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"miss": "cache off (every recommend a miss)", "hit": "in-process cache (hits)"}
     for case in results:
         label = labels[case]
         r = results[case]
-        for endpoint in ("trivial", "recommend"):
+        for endpoint in _endpoints(r):
             p, h = r[endpoint]["peak"], r[endpoint]["half_peak"]
+            ratio = round(p["rps"] / r["bare"]["peak"]["rps"], 3) if "bare" in r else ""
             lines.append(
                 f"| {label} | {endpoint} | {p['rps']:,.0f} | {p['p50_ms']} | {p['p99_ms']} | "
-                f"{h['rps']:,.0f} | {h['p50_ms']} | {h['p99_ms']} | "
-                f"{r['ratio'] if endpoint == 'recommend' else ''} |"
+                f"{h['rps']:,.0f} | {h['p50_ms']} | {h['p99_ms']} | {ratio} |"
             )
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     plot(results, args.out, args.generator)
     print("\n".join(lines))
 
 
+def _endpoints(case: dict[str, Any]) -> list[str]:
+    """The endpoints a case measured: bare, fastapi, recommend (wrk) or trivial, recommend (Locust)."""
+    return (
+        [e for e in ("bare", "fastapi", "recommend") if e in case]
+        if "bare" in case
+        else ["trivial", "recommend"]
+    )
+
+
 def _generator_text(meta: dict[str, Any], args: argparse.Namespace) -> str:
+    workers = f"{args.workers} uvicorn worker{'s' if args.workers > 1 else ''}"
     if args.generator == "locust":
         users = f"{args.connections} users, {args.seconds}s"
-        return f"one uvicorn worker, Locust {meta['locust']} FastHttpUser (one process), {users}"
-    return f"{meta['wrk']}; one uvicorn worker, wrk -t1 -c{args.connections} -d{args.seconds}s"
+        return f"{workers}, Locust {meta['locust']} FastHttpUser (one process), {users}"
+    return f"{meta['wrk']}; {workers}, wrk -t1 -c{args.connections} -d{args.seconds}s"
 
 
 def plot(results: dict[str, Any], out: Path, generator: str = "wrk") -> None:
@@ -278,13 +379,16 @@ def plot(results: dict[str, Any], out: Path, generator: str = "wrk") -> None:
     names = {"miss": "cache off", "hit": "cache hit"}
     for case in results:
         name = names.get(case, f"batch {case.removeprefix('miss_mb')} ms")
-        for endpoint in ("trivial", "recommend"):
+        for endpoint in _endpoints(results[case]):
             labels.append(f"{endpoint}\n({name})")
             values.append(results[case][endpoint]["peak"]["rps"])
-            colours.append("#999" if endpoint == "trivial" else "#3a6" if case == "hit" else "#36c")
+            colours.append(
+                {"bare": "#555", "fastapi": "#999", "trivial": "#999"}.get(endpoint)
+                or ("#3a6" if case == "hit" else "#36c")
+            )
     fig, ax = plt.subplots(figsize=(4 * len(results), 4))
     ax.bar(labels, values, color=colours)
-    ax.set_ylabel(f"requests/s ({generator}, 1 worker)")
+    ax.set_ylabel(f"requests/s ({generator})")
     ax.set_title("HTTP ceiling vs POST /v1/recommend")
     fig.tight_layout()
     fig.savefig(out / "http_ceiling.png", dpi=110)
