@@ -147,7 +147,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     if settings.direct_routes:  # innermost of the middleware below, so CORS and metrics still apply
         handlers = app.exception_handlers
-        app.add_middleware(DirectRoutes, routes={"/v1/recommend": recommend.recommend}, handlers=handlers)
+        app.add_middleware(
+            DirectRoutes,
+            routes={"/v1/recommend": recommend.recommend},
+            handlers=handlers,
+            answerers={"/v1/recommend": recommend.cached_answer},
+        )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"])
     routes = {getattr(route, "path", "") for router in routers for route in router.routes}

@@ -68,11 +68,18 @@ class InProcessCache(AnswerCache):
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     async def get(self, key: str) -> bytes | None:
+        return self._lookup(key, count_miss=True)
+
+    def peek(self, key: str) -> bytes | None:
+        """``get`` without awaiting and without counting a miss (the caller falls back to ``get``)."""
+        return self._lookup(key, count_miss=False)
+
+    def _lookup(self, key: str, count_miss: bool) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             if entry is not None:
                 del self._entries[key]
-            self.misses += 1
+            self.misses += count_miss
             return None
         self._entries.move_to_end(key)
         self.hits += 1

@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from hashrec.service import metrics
+from hashrec.service.cache import InProcessCache
 from hashrec.service.routes.deps import json_body, json_body_schema, serving
 from hashrec.service.schemas import (
     BatchRequest,
@@ -117,6 +118,43 @@ def _answer(loaded: Loaded, body: RecommendRequest) -> tuple[list[tuple[str, flo
         return recommender.popular(body.k, exclude=exclude), True
     finally:
         metrics.STAGE_SEARCH.observe(time.perf_counter() - started)
+
+
+#: the fields a plain known-user request may have to be answered by ``cached_answer``
+_PLAIN_FIELDS = frozenset(("user_id", "k"))
+
+
+def cached_answer(state: ServiceState, raw: bytes) -> bytes | None:
+    """The whole answer body of a plain request (``user_id`` and at most ``k``, every other field
+    at its default) held by the in-process cache, or None when the request is anything else.
+
+    The bytes ``recommend`` would send for a hit on the same request (the same key, the same
+    splice, the same counters), without a Request object, pydantic or the coalescer: a cached
+    answer costs little more than the server's own parse-and-reply. Anything unusual (another
+    field, a float ``k``, an id out of bounds, a miss, no model, another cache) returns None, and
+    the request takes the full route, which validates it and answers or refuses it.
+    """
+    loaded, cache = state.loaded, state.cache
+    if loaded is None or type(cache) is not InProcessCache:
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(body) is not dict or not body.keys() <= _PLAIN_FIELDS:
+        return None
+    user_id, max_k = body.get("user_id"), state.settings.max_k
+    k = body.get("k", min(20, max_k))
+    if type(user_id) is not str or not 1 <= len(user_id) <= 256 or type(k) is not int or not 1 <= k <= max_k:
+        return None
+    started = time.perf_counter()
+    value = cache.peek(f"rec3:{loaded.version}:{user_id}:{k}:10:None")
+    if value is None or not _is_answer_tail(value):
+        return None  # the route counts the miss (or the bad entry) when it looks again
+    metrics.STAGE_CACHE_GET.observe(time.perf_counter() - started)
+    metrics.CACHE_HIT.inc()
+    head = orjson.dumps({"user_id": user_id, "model_version": loaded.version, "cached": True})
+    return head[:-1] + b"," + value[1:]
 
 
 def _is_answer_tail(value: bytes) -> bool:

@@ -92,3 +92,78 @@ def test_direct_requests_are_counted_in_the_metrics(clients, trained):
     before = served()
     direct.post("/v1/recommend", json={"user_id": str(data.user_ids[1]), "k": 2})
     assert served() == before + 1
+
+
+@pytest.fixture(scope="module")
+def caching_clients(trained):
+    """(direct, routed) clients with the in-process cache on."""
+    _, store = trained
+    common = {"store": store.root, "poll_interval_s": 0, "cache_enabled": True, "max_k": 50}
+    direct = create_app(Settings(**common, direct_routes=True))
+    routed = create_app(Settings(**common, direct_routes=False))
+    with TestClient(direct) as a, TestClient(routed) as b:
+        yield a, b
+
+
+def cache_hits(client: TestClient) -> float:
+    rows = client.get("/metrics").text.splitlines()
+    line = next((r for r in rows if r.startswith('hashrec_cache_total{result="hit"}')), "x 0")
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_cached_answers_equal_routed_hits_and_count_as_hits(caching_clients, trained):
+    data, _ = trained
+    direct, routed = caching_clients
+    headers = {"content-type": "application/json"}
+    bodies = [
+        b'{"user_id": "%s", "k": 7}' % str(data.user_ids[5]).encode(),
+        b'{"user_id": "%s"}' % str(data.user_ids[6]).encode(),  # k absent: the default 20
+        b'{"k": 3, "user_id": "nobody"}',  # the popular items, cached as the fallback
+        b'{"user_id": "%s", "k": 7.0}' % str(data.user_ids[5]).encode(),  # a float k: the route's
+        b'{"user_id": "%s", "k": 51}' % str(data.user_ids[5]).encode(),  # over max_k: 422
+        b'{"user_id": "%s", "strict": false}' % str(data.user_ids[5]).encode(),
+        b'{"user_id": ""}',
+        b'["not", "an", "object"]',
+    ]
+    for body in bodies:
+        first = direct.post("/v1/recommend", content=body, headers=headers)
+        before = cache_hits(direct)  # one registry for both apps: read around the direct hit alone
+        a = direct.post("/v1/recommend", content=body, headers=headers)
+        hits = cache_hits(direct)
+        routed.post("/v1/recommend", content=body, headers=headers)
+        b = routed.post("/v1/recommend", content=body, headers=headers)
+        assert (a.status_code, a.json()) == (b.status_code, b.json()), body
+        assert a.headers["content-type"] == b.headers["content-type"], body
+        assert len(a.headers["x-request-id"]) == 32
+        if a.status_code == 200:
+            assert a.json()["cached"] is True, body  # (7.0 has 7's key: already cached before it)
+            assert first.json()["cached"] is (b"7.0" in body), body
+            assert hits == before + 1, body
+
+
+def test_cached_answer_takes_only_plain_held_requests(caching_clients, trained):
+    from hashrec.service.routes.recommend import cached_answer
+
+    data, _ = trained
+    direct, _ = caching_clients
+    state = direct.app.state.service
+    user = str(data.user_ids[9])
+    plain = b'{"user_id": "%s", "k": 4}' % user.encode()
+    assert cached_answer(state, plain) is None  # not cached yet
+    routed = direct.post("/v1/recommend", content=plain, headers={"content-type": "application/json"})
+    answered = cached_answer(state, plain)
+    assert answered is not None
+    assert orjson_loads(answered) == {**routed.json(), "cached": True}
+    for other in (
+        b'{"user_id": "%s", "k": 4, "exclude_seen": true}' % user.encode(),
+        b'{"user_id": "%s", "k": true}' % user.encode(),
+        b'{"user_id": "%s", "k": 5}' % user.encode(),
+        b'{"user_id": "%s", "k": 4' % user.encode(),
+    ):
+        assert cached_answer(state, other) is None, other
+
+
+def orjson_loads(raw: bytes) -> object:
+    import orjson
+
+    return orjson.loads(raw)
