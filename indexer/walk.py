@@ -156,12 +156,15 @@ def fit_walk(
     users, items, history = spectral_features(train, cfg)
     timings["features"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    learned = isinstance(quantizer, LearnedQuantizer) and quantizer.positives != "train"
-    if learned:
+    distilled = (
+        quantizer if isinstance(quantizer, LearnedQuantizer) and quantizer.positives != "train" else None
+    )
+    learned = distilled is not None
+    if distilled is not None:
         teacher = walk_top_k(train, exponents, cfg.teacher_k)
         timings["teacher"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        _, item_codes = quantizer.encode(users, items, train, teacher=teacher)
+        _, item_codes = distilled.encode(users, items, train, teacher=teacher)
     else:
         _, item_codes = quantizer.encode(users, items, train)
     timings["codes"] = time.perf_counter() - mark
