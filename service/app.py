@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from hashrec.service import metrics
 from hashrec.service.direct import DirectRoutes
 from hashrec.service.middleware import RequestMiddleware
 from hashrec.service.routes import admin, health, model_info, prometheus, recommend
@@ -111,15 +112,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.shutdown_drain_s > 0:
             install_drain_on_sigterm(state, settings.shutdown_drain_s)
         follower = None
+        tally = asyncio.create_task(metrics.TALLY.flush_every(1.0))
         if settings.poll_interval_s > 0:  # a pinned version name resolves to itself: nothing moves
             follower = asyncio.create_task(state.follow_store())
         try:
             yield
         finally:
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+            for task in (follower, tally):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await state.cache.close()
 
     app = FastAPI(

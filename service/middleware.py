@@ -57,8 +57,8 @@ class RequestMiddleware:
             route = scope["path"] if scope["path"] in self.routes else "other"
             elapsed = time.perf_counter() - started
             counter, histogram = self._children(route, scope["method"], status)
-            counter.inc()
-            histogram.observe(elapsed)
+            metrics.TALLY.inc(counter)
+            metrics.TALLY.observe(histogram, elapsed)
             if status >= 500:
                 log.error("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed * 1e3)
             REQUEST_ID.reset(token)

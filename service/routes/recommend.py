@@ -151,8 +151,8 @@ def cached_answer(state: ServiceState, raw: bytes) -> bytes | None:
     value = cache.peek(f"rec3:{loaded.version}:{user_id}:{k}:10:None")
     if value is None or not _is_answer_tail(value):
         return None  # the route counts the miss (or the bad entry) when it looks again
-    metrics.STAGE_CACHE_GET.observe(time.perf_counter() - started)
-    metrics.CACHE_HIT.inc()
+    metrics.TALLY.observe(metrics.STAGE_CACHE_GET, time.perf_counter() - started)
+    metrics.TALLY.inc(metrics.CACHE_HIT)
     head = orjson.dumps({"user_id": user_id, "model_version": loaded.version, "cached": True})
     return head[:-1] + b"," + value[1:]
 
