@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The serving image (no torch) and, as target `loadtest`, the Locust image.
 #   docker build -f docker/serve.Dockerfile --target serve -t hashrec-serve:local .
 #   docker build -f docker/serve.Dockerfile --target loadtest -t hashrec-loadtest:local .

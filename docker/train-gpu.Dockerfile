@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # GPU variant of the training image (NOT built or run by this project's tests: no GPU or Docker
 # engine there). CUDA 12 runtime base, CUDA torch, faiss-gpu instead of faiss-cpu.
 #   docker build -f docker/train-gpu.Dockerfile -t hashrec-train-gpu:local .

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The training image: CPU torch plus the `train` extra; runs `hashrec generate` and `hashrec index`.
 #   docker build -f docker/train.Dockerfile -t hashrec-train:local .
 # For NVIDIA GPUs see docker/train-gpu.Dockerfile.
@@ -9,9 +8,19 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first, from the CPU-only index (the default index would pull the CUDA build, ~10x larger)
+# torch first, from the CPU-only index (the default index would pull the CUDA build, ~10x larger),
+# or, with TORCH_WHEEL set, from that wheel file in docker/wheels/ (machines that cannot reach the
+# index: docker/local-images.sh puts the machine's wheel there); its dependencies come from PyPI.
 ARG TORCH_VERSION=2.13.0
-RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_WHEEL=
+COPY docker/wheels/ /tmp/wheels/
+RUN if [ -n "${TORCH_WHEEL}" ]; then \
+      pip install "/tmp/wheels/${TORCH_WHEEL}"; \
+    else \
+      pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"; \
+    fi \
+ && rm -rf /tmp/wheels
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hashrec hashrec
