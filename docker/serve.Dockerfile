@@ -48,6 +48,14 @@ CMD ["hashrec", "loadtest", "--help"]
 # last, so that a plain `docker build -f docker/serve.Dockerfile .` builds the serving image
 FROM runtime AS serve
 COPY --from=build-serve /opt/venv /opt/venv
+# The kernels compiled now, in this stage (the paths and file times numba's cache checks are the
+# container's), on the golden stores of every layout; the entrypoint copies them onto /tmp.
+COPY tests/fixtures/golden/store /opt/warmup/golden
+COPY tests/fixtures/golden-walk/store /opt/warmup/golden-walk
+RUN NUMBA_CACHE_DIR=/opt/numba-cache python -m hashrec.service.warmup /opt/warmup/golden /opt/warmup/golden-walk \
+ && rm -rf /opt/warmup
+COPY docker/serve-entrypoint.sh /usr/local/bin/hashrec-entrypoint
+ENTRYPOINT ["hashrec-entrypoint"]
 # Compiled numba kernels and versions downloaded from S3 go under /tmp, which stays writable when the
 # root filesystem is read-only (docker-compose.yml: tmpfs); the workers of a container share both.
 ENV NUMBA_CACHE_DIR=/tmp/numba \

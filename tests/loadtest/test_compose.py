@@ -301,10 +301,17 @@ def test_the_read_only_service_keeps_its_caches_on_its_tmpfs():
     assert service["read_only"] is True
     text = _dockerfile(service).read_text()
     serve_stage = text[text.index(f"AS {service['build']['target']}") :]
-    env = dict(re.findall(r"\b(NUMBA_CACHE_DIR|HASHREC_STORE_CACHE)=(\S+)", serve_stage))
+    runtime_env = serve_stage[serve_stage.index("ENV NUMBA_CACHE_DIR") :]
+    env = dict(re.findall(r"\b(NUMBA_CACHE_DIR|HASHREC_STORE_CACHE)=(\S+)", runtime_env))
     assert set(env) == {"NUMBA_CACHE_DIR", "HASHREC_STORE_CACHE"}
+    mounts = [entry.split(":")[0] for entry in service["tmpfs"]]  # "/tmp:size=1g"
     for name, path in env.items():
-        assert any(Path(path).is_relative_to(mount) for mount in service["tmpfs"]), (name, path)
+        assert any(Path(path).is_relative_to(mount) for mount in mounts), (name, path)
+    # the tmpfs is bounded: a runaway cache fills it, not the host's memory
+    assert all(re.search(r"size=\d+[kmg]", entry) for entry in service["tmpfs"])
+    # the kernels compiled at build time seed NUMBA_CACHE_DIR at every start
+    assert "python -m hashrec.service.warmup /opt/warmup/golden /opt/warmup/golden-walk" in serve_stage
+    assert 'ENTRYPOINT ["hashrec-entrypoint"]' in serve_stage
 
 
 def test_documented_runs_of_the_master_register_its_name_for_the_workers():
