@@ -7,7 +7,8 @@
 # docker/wheels/ for the train image. Progress goes to stderr; stdout is the variables to export:
 #   eval "$(bash docker/local-images.sh)" && docker compose up --build
 # The real images stay the default: without these variables compose uses them.
-# Needs root (debootstrap), debootstrap and a running Docker engine. Rerunning reuses what exists.
+# Needs root (debootstrap), debootstrap and a running Docker engine. Rerunning reuses the images that
+# exist (HASHREC_REBUILD_LOCAL=1 rebuilds them; a rebuilt base invalidates the project's build cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,10 +45,20 @@ mkdir -p "$context/ca-certificates"
 # the machine's own extra authorities (Debian's place for them); none is fine
 cp /usr/local/share/ca-certificates/*.crt "$context/ca-certificates/" 2>/dev/null || true
 
-say "building $PYTHON"
-docker build -q --build-arg BASE="$BASE" -t "$PYTHON" -f docker/local/python.Dockerfile "$context" >/dev/null
-say "building $REDIS"
-docker build -q --build-arg BASE="$BASE" -t "$REDIS" -f docker/local/redis.Dockerfile "$context" >/dev/null
+if [ -z "${HASHREC_REBUILD_LOCAL:-}" ] && docker image inspect "$PYTHON" >/dev/null 2>&1; then
+  say "$PYTHON exists"
+else
+  say "building $PYTHON"
+  docker build -q --build-arg BASE="$BASE" -t "$PYTHON" -f docker/local/python.Dockerfile "$context" >/dev/null 2>"$context/build.log" \
+    || { cat "$context/build.log" >&2; die "building $PYTHON failed"; }
+fi
+if [ -z "${HASHREC_REBUILD_LOCAL:-}" ] && docker image inspect "$REDIS" >/dev/null 2>&1; then
+  say "$REDIS exists"
+else
+  say "building $REDIS"
+  docker build -q --build-arg BASE="$BASE" -t "$REDIS" -f docker/local/redis.Dockerfile "$context" >/dev/null 2>"$context/build.log" \
+    || { cat "$context/build.log" >&2; die "building $REDIS failed"; }
+fi
 
 wheel=""
 if pip download --no-deps --no-index --quiet "torch==${TORCH_VERSION}" -d docker/wheels >/dev/null 2>&1; then

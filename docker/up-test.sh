@@ -163,13 +163,25 @@ chmod 755 "$own" && chmod 644 "$own/mine.csv"
 before=$(post /v1/recommend '{"user_id": "u0001", "k": 1}' | cut -d' ' -f2- | json_get model_version)
 HASHREC_DATA_DIR=$own HASHREC_DATA=/input/mine.csv docker compose "${OWN[@]}" run --rm --no-deps indexer >"$work/own.log" 2>&1 \
   || { tail -20 "$work/own.log"; rm -rf "$own"; fail "indexing our own file"; }
+published=$(tail -n 1 "$work/own.log" | json_get version)
 rm -rf "$own"
 read -r code body < <(post /admin/reload '{}' "$HASHREC_ADMIN_TOKEN")
 [ "$code" = 200 ] || fail "reload after our own index: HTTP $code $body"
-read -r code body < <(post /v1/recommend '{"user_id": "mine-u3", "k": 5}')
-[ "$code" = 200 ] && [ "$(json_get fallback <<<"$body")" = False ] || fail "own data user: HTTP $code $body"
-after=$(json_get model_version <<<"$body")
-[ "$after" != "$before" ] || fail "the own-data version was not served (still $before)"
+# the reload reached one worker; the others follow at their next poll (HASHREC_POLL_INTERVAL_S, 5 s)
+for _ in $(seq 40); do
+  read -r code body < <(post /v1/recommend '{"user_id": "mine-u3", "k": 5}')
+  after=$(json_get model_version <<<"$body")
+  [ "$after" != "$before" ] && break
+  sleep 0.5
+done
+[ "$after" != "$before" ] || fail "the own-data version was not served within 20 s (still $before)"
+sleep 6  # one poll interval and a margin: every worker serves the new version now
+for _ in 1 2 3 4; do
+  read -r code body < <(post /v1/recommend '{"user_id": "mine-u3", "k": 5}')
+  [ "$code" = 200 ] && [ "$(json_get fallback <<<"$body")" = False ] || fail "own data user: HTTP $code $body"
+  [ "$(json_get model_version <<<"$body")" = "$after" ] || fail "a worker still serves $(json_get model_version <<<"$body")"
+done
+[ "$after" = "$published" ] || fail "served $after, but the own-data index published $published"
 done_ "own-data overlay: a 60-user file indexed into the store, served as $after (was $before)"
 
 # ---- 8. down
