@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from hashrec.service.cache import InProcessCache
 from hashrec.service.settings import Settings
 from hashrec.service.state import ServiceState

@@ -73,13 +73,10 @@ def test_up_test_says_what_is_missing_without_an_engine(tmp_path: Path):
     if any(Path(d, "dockerd").exists() for d in ("/usr/bin", "/bin")):
         pytest.skip("dockerd lies in /usr/bin here; the script would start it")
     env = {"PATH": path, "HOME": str(tmp_path)}
-    result = subprocess.run(
-        ["bash", str(SCRIPTS[0])], capture_output=True, text=True, env=env, timeout=60
-    )
+    result = subprocess.run(["bash", str(SCRIPTS[0])], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 1
     assert result.stdout.strip().splitlines()[-1] == (
-        "FAIL  no Docker engine answers and dockerd is not installed "
-        "(Debian: apt-get install docker.io)"
+        "FAIL  no Docker engine answers and dockerd is not installed (Debian: apt-get install docker.io)"
     )
 
 
@@ -90,8 +87,6 @@ def test_up_test_says_what_is_missing_without_an_engine(tmp_path: Path):
 def test_the_stack_comes_up_under_a_real_engine():
     if shutil.which("docker") is None:
         pytest.skip("no docker client on PATH")
-    result = subprocess.run(
-        ["bash", str(SCRIPTS[0])], cwd=ROOT, capture_output=True, text=True, timeout=3600
-    )
+    result = subprocess.run(["bash", str(SCRIPTS[0])], cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "all steps held" in result.stdout
