@@ -45,20 +45,18 @@ mkdir -p "$context/ca-certificates"
 # the machine's own extra authorities (Debian's place for them); none is fine
 cp /usr/local/share/ca-certificates/*.crt "$context/ca-certificates/" 2>/dev/null || true
 
-if [ -z "${HASHREC_REBUILD_LOCAL:-}" ] && docker image inspect "$PYTHON" >/dev/null 2>&1; then
-  say "$PYTHON exists"
-else
-  say "building $PYTHON"
-  docker build -q --build-arg BASE="$BASE" -t "$PYTHON" -f docker/local/python.Dockerfile "$context" >/dev/null 2>"$context/build.log" \
-    || { cat "$context/build.log" >&2; die "building $PYTHON failed"; }
-fi
-if [ -z "${HASHREC_REBUILD_LOCAL:-}" ] && docker image inspect "$REDIS" >/dev/null 2>&1; then
-  say "$REDIS exists"
-else
-  say "building $REDIS"
-  docker build -q --build-arg BASE="$BASE" -t "$REDIS" -f docker/local/redis.Dockerfile "$context" >/dev/null 2>"$context/build.log" \
-    || { cat "$context/build.log" >&2; die "building $REDIS failed"; }
-fi
+# build_stand_in IMAGE DOCKERFILE: build it on the base unless it exists (HASHREC_REBUILD_LOCAL=1: always)
+build_stand_in() {
+  if [ -z "${HASHREC_REBUILD_LOCAL:-}" ] && docker image inspect "$1" >/dev/null 2>&1; then
+    say "$1 exists"
+    return
+  fi
+  say "building $1"
+  docker build -q --build-arg BASE="$BASE" -t "$1" -f "$2" "$context" >/dev/null 2>"$context/build.log" \
+    || { cat "$context/build.log" >&2; die "building $1 failed"; }
+}
+build_stand_in "$PYTHON" docker/local/python.Dockerfile
+build_stand_in "$REDIS" docker/local/redis.Dockerfile
 
 wheel=""
 if pip download --no-deps --no-index --quiet "torch==${TORCH_VERSION}" -d docker/wheels >/dev/null 2>&1; then
